@@ -1,0 +1,251 @@
+package qmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// GracefulResult describes a completed device_del.
+type GracefulResult struct {
+	Requested time.Time // host time device_del was accepted
+	Deleted   time.Time // host time DEVICE_DELETED arrived
+}
+
+// Graceful removes a device the polite way: device_del, then wait for
+// DEVICE_DELETED for that id. With native pciehp the guest sees an
+// Attention Button press, waits 5 s, and removes the device while it is
+// still present (so pci_dev_set_disconnected is never called).
+func Graceful(ctx context.Context, c *Client, id string) (GracefulResult, error) {
+	mark := c.EventJournal().Mark()
+	if err := c.DeviceDel(ctx, id); err != nil {
+		return GracefulResult{}, err
+	}
+	res := GracefulResult{Requested: time.Now()}
+	e, err := c.WaitEvent(ctx, mark, IsDeviceDeleted(id))
+	if err != nil {
+		return res, fmt.Errorf("graceful removal of %q: guest did not release it: %w", id, err)
+	}
+	res.Deleted = e.Time
+	return res, nil
+}
+
+// SurpriseResult describes a host-side surprise removal.
+type SurpriseResult struct {
+	Device      PCIAddress
+	PortID      string     // qdev id of the root port
+	Port        PCIAddress // root port address
+	SlotControl uint16     // the guest's Slot Control value, restored after the cut
+	Stopped     time.Time  // vCPUs paused
+	Cut         time.Time  // host time QEMU acknowledged the power-off write (device unrealized)
+	Resumed     time.Time  // vCPUs running again
+	Deleted     time.Time  // host receive time of DEVICE_DELETED
+}
+
+// PCI Express capability registers used for the slot power cut.
+const (
+	pciCapabilityList = 0x34
+	pciCapIDExp       = 0x10
+	pciExpSlotCap     = 0x14
+	pciExpSlotCtl     = 0x18
+	slotCapPowerCtl   = 0x0002 // Power Controller Present
+	slotCapHotPlug    = 0x0040 // Hot-Plug Capable
+	// Power Controller Control = off (bit 10) and Power Indicator = off
+	// (bits 9:8 = 11b). QEMU's pcie_cap_slot_write_config unplugs the
+	// slot's devices synchronously when it sees this transition.
+	slotCtlPowerOff = 0x0700
+)
+
+// Surprise pulls device id out from under the guest without asking it: the
+// host writes "power controller off, indicator off" into the root port's
+// Slot Control while the vCPUs are stopped, which makes QEMU unrealize the
+// device at once and raise Presence Detect Changed. The guest's Slot
+// Control value and its latched CONFIG_ADDRESS are restored before the
+// vCPUs resume, so the guest sees only "Card not present" and takes the
+// pciehp surprise-removal path (pci_dev_set_disconnected). No device_del is
+// sent: that would start pciehp's 5 s Attention Button countdown instead.
+func Surprise(ctx context.Context, c *Client, id string) (res SurpriseResult, err error) {
+	path, err := c.FindPCI(ctx, id)
+	if err != nil {
+		return res, err
+	}
+	port, ok := path.Port()
+	if !ok {
+		return res, fmt.Errorf("surprise removal of %q: device is on a root bus, not behind a PCIe root port; put it on a pcie-root-port", id)
+	}
+	res.Device, res.Port, res.PortID = path.Device.Address(), port.Address(), port.QdevID
+	mark := c.EventJournal().Mark()
+
+	status, err := c.QueryStatus(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := c.Stop(ctx); err != nil {
+		return res, err
+	}
+	res.Stopped = time.Now()
+	defer func() {
+		if !status.Running {
+			return
+		}
+		// Resume even if ctx has ended: a guest left paused would look hung.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if cerr := c.Cont(rctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("resuming guest after surprise removal: %w", cerr))
+			return
+		}
+		res.Resumed = time.Now()
+	}()
+
+	cfg := configSpace{c: c, addr: res.Port}
+	saved, err := cfg.readAddressLatch(ctx)
+	if err != nil {
+		return res, err
+	}
+	// Restore the guest's CONFIG_ADDRESS whatever happens below.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := cfg.writeAddressLatch(rctx, saved); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
+
+	exp, err := cfg.findCapability(ctx, pciCapIDExp)
+	if err != nil {
+		return res, fmt.Errorf("surprise removal of %q: root port %s (%s): %w", id, res.PortID, res.Port, err)
+	}
+	slotCap, err := cfg.read(ctx, exp+pciExpSlotCap, 4)
+	if err != nil {
+		return res, err
+	}
+	if slotCap&slotCapHotPlug == 0 || slotCap&slotCapPowerCtl == 0 {
+		return res, fmt.Errorf("surprise removal of %q: root port %s has no hot-plug power controller (slot capabilities %#x); do not set power_controller_present=off or hotplug=off on it", id, res.PortID, slotCap)
+	}
+	ctl, err := cfg.read(ctx, exp+pciExpSlotCtl, 2)
+	if err != nil {
+		return res, err
+	}
+	res.SlotControl = uint16(ctl)
+	if ctl&slotCtlPowerOff == slotCtlPowerOff {
+		return res, fmt.Errorf("surprise removal of %q: slot %s is already powered off (slot control %#x)", id, res.PortID, ctl)
+	}
+	if err := cfg.write(ctx, exp+pciExpSlotCtl, 2, ctl|slotCtlPowerOff); err != nil {
+		return res, err
+	}
+	res.Cut = time.Now()
+	// Put the guest's value back: if the guest read "power off" it would
+	// log "Slot(N): Already disabled" and skip the removal.
+	if err := cfg.write(ctx, exp+pciExpSlotCtl, 2, ctl); err != nil {
+		return res, err
+	}
+	// The unplug is synchronous inside the config write, so DEVICE_DELETED
+	// is normally in the journal already.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	e, err := c.WaitEvent(wctx, mark, IsDeviceDeleted(id))
+	if err != nil {
+		return res, fmt.Errorf("surprise removal of %q: QEMU did not unplug it after the slot power cut: %w", id, err)
+	}
+	res.Deleted = e.Time
+	return res, nil
+}
+
+// configSpace does PCI configuration cycles through the legacy 0xcf8/0xcfc
+// ports with HMP i/o commands, as the guest's CPU would.
+type configSpace struct {
+	c    *Client
+	addr PCIAddress
+}
+
+var portReply = regexp.MustCompile(`port[bwl]\[0x[0-9a-fA-F]+\] = 0x([0-9a-fA-F]+)`)
+
+// hmpSize maps an access width to HMP's i/o size letter.
+func hmpSize(n int) string {
+	switch n {
+	case 1:
+		return "b"
+	case 2:
+		return "h"
+	default:
+		return "w"
+	}
+}
+
+func (cs configSpace) in(ctx context.Context, port, size int) (uint32, error) {
+	out, err := cs.c.HMP(ctx, fmt.Sprintf("i /%s %#x", hmpSize(size), port))
+	if err != nil {
+		return 0, err
+	}
+	m := portReply.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("qmp: unexpected reply to HMP port read %#x: %q", port, out)
+	}
+	v, err := strconv.ParseUint(m[1], 16, 32)
+	return uint32(v), err
+}
+
+func (cs configSpace) out(ctx context.Context, port, size int, val uint32) error {
+	out, err := cs.c.HMP(ctx, fmt.Sprintf("o /%s %#x %#x", hmpSize(size), port, val))
+	if err != nil {
+		return err
+	}
+	if out != "" {
+		return fmt.Errorf("qmp: HMP port write %#x: %q", port, out)
+	}
+	return nil
+}
+
+func (cs configSpace) readAddressLatch(ctx context.Context) (uint32, error) {
+	return cs.in(ctx, 0xcf8, 4)
+}
+
+func (cs configSpace) writeAddressLatch(ctx context.Context, v uint32) error {
+	return cs.out(ctx, 0xcf8, 4, v)
+}
+
+func (cs configSpace) select_(ctx context.Context, reg int) error {
+	a := uint32(0x80000000) | uint32(cs.addr.Bus)<<16 | uint32(cs.addr.Slot)<<11 |
+		uint32(cs.addr.Function)<<8 | uint32(reg&0xfc)
+	return cs.out(ctx, 0xcf8, 4, a)
+}
+
+func (cs configSpace) read(ctx context.Context, reg, size int) (uint32, error) {
+	if err := cs.select_(ctx, reg); err != nil {
+		return 0, err
+	}
+	return cs.in(ctx, 0xcfc+(reg&3), size)
+}
+
+func (cs configSpace) write(ctx context.Context, reg, size int, val uint32) error {
+	if err := cs.select_(ctx, reg); err != nil {
+		return err
+	}
+	return cs.out(ctx, 0xcfc+(reg&3), size, val)
+}
+
+// findCapability walks the standard capability list for id.
+func (cs configSpace) findCapability(ctx context.Context, id uint32) (int, error) {
+	ptr, err := cs.read(ctx, pciCapabilityList, 1)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; ptr != 0 && i < 48; i++ { // 48 = max capabilities in 256 bytes
+		ptr &^= 3
+		capID, err := cs.read(ctx, int(ptr), 1)
+		if err != nil {
+			return 0, err
+		}
+		if capID == id {
+			return int(ptr), nil
+		}
+		if ptr, err = cs.read(ctx, int(ptr)+1, 1); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("no PCI capability %#x (is it a PCI Express port?)", id)
+}
