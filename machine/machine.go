@@ -153,7 +153,17 @@ func Start(ctx context.Context, spec Spec, opts Options) (_ *Machine, err error)
 	return m, nil
 }
 
+// resolveAccel picks the accelerator; $YANK_ACCEL (kvm, tcg) overrides auto.
 func resolveAccel(a Accel) (Accel, error) {
+	if a == AccelAuto {
+		switch env := Accel(os.Getenv("YANK_ACCEL")); env {
+		case AccelAuto:
+		case AccelKVM, AccelTCG:
+			a = env
+		default:
+			return "", fmt.Errorf("YANK_ACCEL=%q: want kvm or tcg", env)
+		}
+	}
 	switch a {
 	case AccelAuto:
 		if KVMUsable() {

@@ -300,3 +300,19 @@ func hasVirtFlag(cpuinfo string) bool {
 	}
 	return false
 }
+
+// HotplugGuest is the standard yank guest: one virtio-blk disk "disk0" on
+// the native-hotplug root port "rp1", backed by null-co behind a 2 MiB/s
+// write throttle with a 4-entry single virtqueue, so that buffered
+// writeback waits in the guest for tags rather than inside QEMU (the
+// del_gendisk race recipe in DESIGN.md).
+func HotplugGuest(name, kernel, initrd string) Spec {
+	return Spec{
+		Name: name, Kernel: kernel, Initrd: initrd, PVPanic: true,
+		RootPorts: []RootPort{{ID: "rp1"}},
+		Disks: []Disk{{
+			ID: "disk0", Port: "rp1", QueueSize: 4, NumQueues: 1,
+			Throttle: Throttle{BpsWrite: 2 << 20},
+		}},
+	}
+}

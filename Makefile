@@ -1,0 +1,56 @@
+# yank: make run (the main job) and make test (the test suite) both install
+# what they need first (make deps, idempotent; needs root or sudo for apt).
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+GO ?= go
+BIN := bin/yank
+GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
+# Debian packages yank needs on the host: QEMU, the real guest agent and
+# busybox for the guest image, Debian's kernel (the "debian" variant and the
+# first guest before any build), kernel source and its build dependencies.
+APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
+	linux-source-6.1 linux-image-amd64 build-essential bc bison flex \
+	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git
+TEST_TIMEOUT ?= 80m
+FUZZTIME ?= 10s
+
+.PHONY: all deps build test unit e2e fuzz lint bench run clean-cache
+
+all: build
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing:" $$missing; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "deps: Debian packages present"; fi
+	$(GO) mod download
+	@if ! ginkgo version 2>/dev/null | grep -q "$(GINKGO_VERSION:v%=%)"; then \
+		echo "deps: installing ginkgo $(GINKGO_VERSION)"; $(GO) install github.com/onsi/ginkgo/v2/ginkgo@$(GINKGO_VERSION); fi
+
+build:
+	$(GO) build -o $(BIN) ./cmd/yank
+
+run: deps build
+	./$(BIN) run
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit tests, e2e tests against real QEMU, qemu-ga and kernels, and a short
+# run of every fuzz target.
+test: deps lint build
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./qmp
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./guestagent
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 60m ./machine/ | tee /dev/stderr | grep -E 'Benchmark|ms/'
+
+clean-cache:
+	rm -rf "$${YANK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/yank}"
