@@ -1,0 +1,130 @@
+package guestagent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+func TestExecStatusDecoding(t *testing.T) {
+	f := newFakeAgent(t)
+	var execArgs json.RawMessage
+	f.handle("guest-exec", func(w *fakeConn, args json.RawMessage) {
+		execArgs = args
+		w.reply(map[string]int{"pid": 77})
+	})
+	var polls atomic.Int32
+	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
+		switch polls.Add(1) {
+		case 1, 2:
+			w.send(`{"return": {"exited": false}}` + "\n")
+		case 3:
+			// "aGkK" = "hi\n", "b29wcwo=" = "oops\n"
+			w.send(`{"return": {"exitcode": 3, "out-data": "aGkK", "err-data": "b29wcwo=", "out-truncated": false, "err-truncated": true, "exited": true}}` + "\n")
+		default: // QGA forgets a pid once it reported it exited
+			w.fail("GenericError", "Invalid parameter 'pid'")
+		}
+	})
+	f.start()
+	c := dialFake(t, f)
+	ctx := context.Background()
+
+	st, err := c.Run(ctx, Cmd{Path: "/bin/sh", Args: []string{"-c", "x"}, Env: []string{"A=1"}, Input: []byte("in")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Exited || st.ExitCode != 3 || st.Signal != 0 || string(st.Stdout) != "hi\n" ||
+		string(st.Stderr) != "oops\n" || st.StdoutTruncated || !st.StderrTruncated {
+		t.Fatalf("status %+v", st)
+	}
+	var wire map[string]any
+	json.Unmarshal(execArgs, &wire)
+	if wire["path"] != "/bin/sh" || wire["input-data"] != "aW4=" || wire["capture-output"] != true ||
+		len(wire["arg"].([]any)) != 2 || wire["env"].([]any)[0] != "A=1" {
+		t.Fatalf("exec arguments %s", execArgs)
+	}
+	if err := st.Err("x"); err == nil || !strings.Contains(err.Error(), "exit code 3: oops") {
+		t.Fatalf("Err: %v", err)
+	}
+	if _, err := c.ExecStatus(ctx, 77); !errors.Is(err, ErrUnknownPID) {
+		t.Fatalf("want ErrUnknownPID, got %v", err)
+	}
+}
+
+func TestExecSignalledAndNoCapture(t *testing.T) {
+	f := newFakeAgent(t)
+	var execArgs json.RawMessage
+	f.handle("guest-exec", func(w *fakeConn, args json.RawMessage) {
+		execArgs = args
+		w.reply(map[string]int{"pid": 5})
+	})
+	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
+		w.send(`{"return": {"signal": 9, "exited": true}}` + "\n")
+	})
+	f.start()
+	c := dialFake(t, f)
+	pid, err := c.Exec(context.Background(), Background("sleep 100", "/tmp/log"))
+	if err != nil || pid != 5 {
+		t.Fatal(pid, err)
+	}
+	if s := string(execArgs); strings.Contains(s, "capture-output") || strings.Contains(s, "input-data") ||
+		!strings.Contains(s, `exec \u003e'/tmp/log' 2\u003e\u00261 \u003c/dev/null\nsleep 100`) {
+		t.Fatalf("exec arguments %s", s)
+	}
+	st, err := c.Wait(context.Background(), pid, 0)
+	if err != nil || !st.Exited || st.Signal != 9 || st.Success() {
+		t.Fatalf("%+v %v", st, err)
+	}
+	if err := st.Err("sleep"); err == nil || !strings.Contains(err.Error(), "signal 9") {
+		t.Fatalf("Err: %v", err)
+	}
+}
+
+func TestLargeExecOutput(t *testing.T) {
+	out := make([]byte, 1<<20)
+	rand.Read(out)
+	f := newFakeAgent(t)
+	f.handle("guest-exec", func(w *fakeConn, _ json.RawMessage) { w.reply(map[string]int{"pid": 1}) })
+	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
+		w.reply(map[string]any{"exited": true, "exitcode": 0, "out-data": out})
+	})
+	f.start()
+	c := dialFake(t, f)
+	st, err := c.RunShell(context.Background(), "cat big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(st.Stdout, out) || !st.Success() {
+		t.Fatalf("got %d bytes, success=%v", len(st.Stdout), st.Success())
+	}
+}
+
+func TestSignalRunsKill(t *testing.T) {
+	f := newFakeAgent(t)
+	var script string
+	f.handle("guest-exec", func(w *fakeConn, args json.RawMessage) {
+		var a struct{ Arg []string }
+		json.Unmarshal(args, &a)
+		script = a.Arg[1]
+		w.reply(map[string]int{"pid": 9})
+	})
+	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
+		// "c2g6IGtpbGw6IG5vIHN1Y2ggcHJvY2Vzcwo=" = "sh: kill: no such process\n"
+		w.send(`{"return": {"exitcode": 1, "err-data": "c2g6IGtpbGw6IG5vIHN1Y2ggcHJvY2Vzcwo=", "exited": true}}` + "\n")
+	})
+	f.start()
+	c := dialFake(t, f)
+	err := c.Signal(context.Background(), 1234, syscall.SIGTERM)
+	if script != "kill -15 1234" {
+		t.Fatalf("script %q", script)
+	}
+	if err == nil || !strings.Contains(err.Error(), "no such process") {
+		t.Fatalf("Signal: %v", err)
+	}
+}
