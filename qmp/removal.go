@@ -67,80 +67,89 @@ const (
 // vCPUs resume, so the guest sees only "Card not present" and takes the
 // pciehp surprise-removal path (pci_dev_set_disconnected). No device_del is
 // sent: that would start pciehp's 5 s Attention Button countdown instead.
-func Surprise(ctx context.Context, c *Client, id string) (res SurpriseResult, err error) {
+//
+// It is PrepareSurprise followed by Fire; timed callers prepare early so
+// the cut itself costs only the few HMP round trips of Fire.
+func Surprise(ctx context.Context, c *Client, id string) (SurpriseResult, error) {
+	cut, err := PrepareSurprise(ctx, c, id)
+	if err != nil {
+		return SurpriseResult{}, err
+	}
+	return cut.Fire(ctx)
+}
+
+// SurpriseCut is a prepared surprise removal: the device's root port and
+// the offset of its PCI Express capability are already known.
+type SurpriseCut struct {
+	c      *Client
+	id     string
+	res    SurpriseResult
+	expCap int
+}
+
+// PrepareSurprise resolves id's root port through query-pci and finds the
+// port's PCI Express capability and hot-plug support. It pauses the vCPUs
+// briefly (config cycles must not interleave with the guest's).
+func PrepareSurprise(ctx context.Context, c *Client, id string) (*SurpriseCut, error) {
 	path, err := c.FindPCI(ctx, id)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	port, ok := path.Port()
 	if !ok {
-		return res, fmt.Errorf("surprise removal of %q: device is on a root bus, not behind a PCIe root port; put it on a pcie-root-port", id)
+		return nil, fmt.Errorf("surprise removal of %q: device is on a root bus, not behind a PCIe root port; put it on a pcie-root-port", id)
 	}
-	res.Device, res.Port, res.PortID = path.Device.Address(), port.Address(), port.QdevID
+	cut := &SurpriseCut{c: c, id: id}
+	cut.res.Device, cut.res.Port, cut.res.PortID = path.Device.Address(), port.Address(), port.QdevID
+	err = cut.paused(ctx, func(cfg configSpace) error {
+		exp, err := cfg.findCapability(ctx, pciCapIDExp)
+		if err != nil {
+			return fmt.Errorf("surprise removal of %q: root port %s (%s): %w", id, cut.res.PortID, cut.res.Port, err)
+		}
+		slotCap, err := cfg.read(ctx, exp+pciExpSlotCap, 4)
+		if err != nil {
+			return err
+		}
+		if slotCap&slotCapHotPlug == 0 || slotCap&slotCapPowerCtl == 0 {
+			return fmt.Errorf("surprise removal of %q: root port %s has no hot-plug power controller (slot capabilities %#x); do not set power_controller_present=off or hotplug=off on it", id, cut.res.PortID, slotCap)
+		}
+		cut.expCap = exp
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cut, nil
+}
+
+// Fire cuts slot power now and waits for DEVICE_DELETED. A SurpriseCut
+// fires once.
+func (cut *SurpriseCut) Fire(ctx context.Context) (SurpriseResult, error) {
+	c, id := cut.c, cut.id
 	mark := c.EventJournal().Mark()
-
-	status, err := c.QueryStatus(ctx)
-	if err != nil {
-		return res, err
-	}
-	if err := c.Stop(ctx); err != nil {
-		return res, err
-	}
-	res.Stopped = time.Now()
-	defer func() {
-		if !status.Running {
-			return
+	res := cut.res
+	err := cut.paused(ctx, func(cfg configSpace) error {
+		res.Stopped = time.Now()
+		ctl, err := cfg.read(ctx, cut.expCap+pciExpSlotCtl, 2)
+		if err != nil {
+			return err
 		}
-		// Resume even if ctx has ended: a guest left paused would look hung.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if cerr := c.Cont(rctx); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("resuming guest after surprise removal: %w", cerr))
-			return
+		res.SlotControl = uint16(ctl)
+		if ctl&slotCtlPowerOff == slotCtlPowerOff {
+			return fmt.Errorf("surprise removal of %q: slot %s is already powered off (slot control %#x); was the device removed already?", id, res.PortID, ctl)
 		}
+		if err := cfg.write(ctx, cut.expCap+pciExpSlotCtl, 2, ctl|slotCtlPowerOff); err != nil {
+			return err
+		}
+		res.Cut = time.Now()
+		// Put the guest's value back: if the guest read "power off" it
+		// would log "Slot(N): Already disabled" and skip the removal.
+		return cfg.write(ctx, cut.expCap+pciExpSlotCtl, 2, ctl)
+	})
+	if !res.Cut.IsZero() {
 		res.Resumed = time.Now()
-	}()
-
-	cfg := configSpace{c: c, addr: res.Port}
-	saved, err := cfg.readAddressLatch(ctx)
+	}
 	if err != nil {
-		return res, err
-	}
-	// Restore the guest's CONFIG_ADDRESS whatever happens below.
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if rerr := cfg.writeAddressLatch(rctx, saved); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
-
-	exp, err := cfg.findCapability(ctx, pciCapIDExp)
-	if err != nil {
-		return res, fmt.Errorf("surprise removal of %q: root port %s (%s): %w", id, res.PortID, res.Port, err)
-	}
-	slotCap, err := cfg.read(ctx, exp+pciExpSlotCap, 4)
-	if err != nil {
-		return res, err
-	}
-	if slotCap&slotCapHotPlug == 0 || slotCap&slotCapPowerCtl == 0 {
-		return res, fmt.Errorf("surprise removal of %q: root port %s has no hot-plug power controller (slot capabilities %#x); do not set power_controller_present=off or hotplug=off on it", id, res.PortID, slotCap)
-	}
-	ctl, err := cfg.read(ctx, exp+pciExpSlotCtl, 2)
-	if err != nil {
-		return res, err
-	}
-	res.SlotControl = uint16(ctl)
-	if ctl&slotCtlPowerOff == slotCtlPowerOff {
-		return res, fmt.Errorf("surprise removal of %q: slot %s is already powered off (slot control %#x)", id, res.PortID, ctl)
-	}
-	if err := cfg.write(ctx, exp+pciExpSlotCtl, 2, ctl|slotCtlPowerOff); err != nil {
-		return res, err
-	}
-	res.Cut = time.Now()
-	// Put the guest's value back: if the guest read "power off" it would
-	// log "Slot(N): Already disabled" and skip the removal.
-	if err := cfg.write(ctx, exp+pciExpSlotCtl, 2, ctl); err != nil {
 		return res, err
 	}
 	// The unplug is synchronous inside the config write, so DEVICE_DELETED
@@ -153,6 +162,44 @@ func Surprise(ctx context.Context, c *Client, id string) (res SurpriseResult, er
 	}
 	res.Deleted = e.Time
 	return res, nil
+}
+
+// paused runs fn with the vCPUs stopped and the guest's CONFIG_ADDRESS
+// latch saved, then restores the latch and resumes the vCPUs (if they were
+// running), whatever fn returned and even if ctx has ended: a guest left
+// paused would look hung.
+func (cut *SurpriseCut) paused(ctx context.Context, fn func(configSpace) error) (err error) {
+	c := cut.c
+	status, err := c.QueryStatus(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.Stop(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if !status.Running {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if cerr := c.Cont(rctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("resuming guest: %w", cerr))
+		}
+	}()
+	cfg := configSpace{c: c, addr: cut.res.Port}
+	saved, err := cfg.readAddressLatch(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if rerr := cfg.writeAddressLatch(rctx, saved); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("restoring the guest's CONFIG_ADDRESS: %w", rerr))
+		}
+	}()
+	return fn(cfg)
 }
 
 // configSpace does PCI configuration cycles through the legacy 0xcf8/0xcfc
