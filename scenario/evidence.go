@@ -1,0 +1,108 @@
+package scenario
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/yank-dev/yank/machine"
+)
+
+// Evidence files in a trial's artifacts dir:
+//
+//	verdict.json   the Verdict
+//	console.log    guest serial console, host-timestamped (machine)
+//	qemu.log       QEMU's command line and stderr (machine)
+//	host.log       yank's actions, QMP commands and agent calls (slog)
+//	events.jsonl   QMP events with host receive time and QEMU's timestamp
+//	timeline.log   host notes, QMP events and console lines merged by time
+//	stacks.txt     stacks of the stuck tasks (HANG) or the crash text
+
+func (r *runner) finish() Verdict {
+	if r.v.Outcome == "" {
+		r.infra("internal error: trial ended without a verdict")
+	}
+	r.v.Timeline.Completed = time.Now()
+	r.v.Duration = Duration(r.v.Timeline.Completed.Sub(r.v.Started))
+	if r.t.Artifacts != "" {
+		if err := r.writeEvidence(); err != nil {
+			r.log.Error("writing evidence", "err", err)
+			r.v.Reason += fmt.Sprintf(" (evidence incomplete: %v)", err)
+		}
+	}
+	return r.v
+}
+
+func (r *runner) close() {
+	if r.m != nil {
+		r.m.Close()
+	}
+	if r.logF != nil {
+		r.logF.Close()
+	}
+}
+
+type timelineEntry struct {
+	t      time.Time
+	source string
+	text   string
+}
+
+func (r *runner) writeEvidence() error {
+	dir := r.t.Artifacts
+	var entries []timelineEntry
+	for _, n := range r.notes {
+		entries = append(entries, timelineEntry{n.t, "host", n.msg})
+	}
+	if r.m != nil {
+		var events strings.Builder
+		for _, e := range r.m.QMP.EventJournal().Snapshot() {
+			data, _ := json.Marshal(e.Item.Data)
+			qemuTime := time.Unix(e.Item.Timestamp.Seconds, e.Item.Timestamp.Microseconds*1000).UTC()
+			line, _ := json.Marshal(map[string]any{
+				"host_time": e.Time.UTC().Format(machine.TimeFormat), "qemu_time": qemuTime.Format(machine.TimeFormat),
+				"event": e.Item.Event, "data": e.Item.Data,
+			})
+			events.Write(append(line, '\n'))
+			entries = append(entries, timelineEntry{e.Time, "qmp", e.Item.Event + " " + string(data)})
+		}
+		if err := os.WriteFile(filepath.Join(dir, "events.jsonl"), []byte(events.String()), 0o600); err != nil {
+			return err
+		}
+		for _, l := range r.m.Console.Lines(0) {
+			entries = append(entries, timelineEntry{l.Time, "console", l.Item})
+		}
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].t.Before(entries[j].t) })
+	var tl strings.Builder
+	for _, e := range entries {
+		fmt.Fprintf(&tl, "%s %-7s %s\n", e.t.UTC().Format(machine.TimeFormat), e.source, e.text)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "timeline.log"), []byte(tl.String()), 0o600); err != nil {
+		return err
+	}
+	var stacks strings.Builder
+	for _, t := range r.v.Stuck {
+		fmt.Fprintf(&stacks, "pid %d %s (%s) state %s wchan %s\n", t.PID, t.Comm, t.Role, t.State, t.WChan)
+		for _, f := range t.Stack {
+			fmt.Fprintf(&stacks, "    %s\n", f)
+		}
+	}
+	if r.v.Crash != nil {
+		stacks.WriteString(r.v.Crash.Text)
+	}
+	if stacks.Len() > 0 {
+		if err := os.WriteFile(filepath.Join(dir, "stacks.txt"), []byte(stacks.String()), 0o600); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(r.v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "verdict.json"), append(b, '\n'), 0o600)
+}

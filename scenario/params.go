@@ -1,0 +1,94 @@
+package scenario
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Params are a trial's knobs. Zero values take the defaults of the recipe
+// that reproduced the del_gendisk hang (DESIGN.md): a 4-entry single queue
+// behind a 2 MiB/s write throttle, 48 MiB of dirty pages held back from
+// background writeback, and a 2 s hung-task timeout.
+type Params struct {
+	Offset time.Duration // removal time after the trigger starts in the guest
+
+	QueueSize   int   // virtqueue size (default 4)
+	NumQueues   int   // default 1
+	ThrottleBps int64 // write bytes/s (default 2 MiB/s); -1 = unthrottled
+	WriteMB     int   // buffered/direct write size (default 48)
+
+	DirtyRatio              int // vm.dirty_ratio (default 90)
+	DirtyBackgroundRatio    int // vm.dirty_background_ratio (default 80)
+	DirtyWritebackCentisecs int // vm.dirty_writeback_centisecs (default 0 = periodic writeback off); -1 keeps the kernel's
+
+	HungTaskTimeout int // kernel.hung_task_timeout_secs (default 2)
+
+	// StallWindow: a task in D state with no block-layer progress for this
+	// long is a hang (default 3 s).
+	StallWindow time.Duration
+	// Settle: how long everything must stay quiet (no D tasks, device gone)
+	// to call a PASS (default 1 s).
+	Settle time.Duration
+	// Budget: after the removal, how long to wait for PASS or HANG before
+	// giving up with INFRA-ERROR (default 90 s; a graceful removal flushes
+	// all dirty data through the throttle first).
+	Budget time.Duration
+	// ProbeInterval between guest probes (default 250 ms).
+	ProbeInterval time.Duration
+}
+
+func (p Params) withDefaults() Params {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&p.QueueSize, 4)
+	def(&p.NumQueues, 1)
+	def(&p.WriteMB, 48)
+	def(&p.DirtyRatio, 90)
+	def(&p.DirtyBackgroundRatio, 80)
+	def(&p.HungTaskTimeout, 2)
+	if p.ThrottleBps == 0 {
+		p.ThrottleBps = 2 << 20
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&p.StallWindow, 3 * time.Second}, {&p.Settle, time.Second}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 250 * time.Millisecond}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	return p
+}
+
+// Validate names the first bad knob and what to do about it.
+func (p Params) Validate() error {
+	var errs []error
+	if err := checkOffset(p.Offset); err != nil {
+		errs = append(errs, err)
+	}
+	if p.QueueSize < 0 || p.QueueSize&(p.QueueSize-1) != 0 || p.QueueSize > 1024 {
+		errs = append(errs, fmt.Errorf("queue size %d: want a power of two up to 1024", p.QueueSize))
+	}
+	if p.NumQueues < 0 || p.NumQueues > 16 {
+		errs = append(errs, fmt.Errorf("num-queues %d: want 1 to 16", p.NumQueues))
+	}
+	if p.WriteMB < 0 || p.WriteMB > 400 {
+		errs = append(errs, fmt.Errorf("write size %d MiB: want 1 to 400 (the guest has 512 MiB)", p.WriteMB))
+	}
+	for name, v := range map[string]int{"dirty_ratio": p.DirtyRatio, "dirty_background_ratio": p.DirtyBackgroundRatio} {
+		if v < 0 || v > 100 {
+			errs = append(errs, fmt.Errorf("vm.%s %d: want 0 to 100", name, v))
+		}
+	}
+	if p.HungTaskTimeout < 0 {
+		errs = append(errs, fmt.Errorf("hung task timeout %d: want seconds >= 1", p.HungTaskTimeout))
+	}
+	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 {
+		errs = append(errs, errors.New("stall window, settle, budget and probe interval must not be negative"))
+	}
+	return errors.Join(errs...)
+}

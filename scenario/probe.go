@@ -1,0 +1,108 @@
+package scenario
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/yank-dev/yank/guestagent"
+)
+
+// guestState is one look at the guest through the agent.
+type guestState struct {
+	DevicePresent bool
+	Trigger       string // "running", "exited" or "none"
+	Completions   string // read+write I/Os completed and in-flight, "" once the disk is gone
+	DTasks        map[int]Task
+}
+
+// probeScript prints the state the verdict needs in one exec. It must not
+// touch anything that can block on the stuck device: sysfs attributes of
+// the disk and /proc only. `grep -l` over /proc/*/status finds D-state
+// tasks in one process (forking per task is slow under TCG).
+func probeScript(bdf, disk string) string {
+	return fmt.Sprintf(`B=%s; D=%s
+if [ -e /sys/bus/pci/devices/$B ]; then echo dev present; else echo dev gone; fi
+P=$(cat /run/yank/trigger.pid 2>/dev/null)
+if [ -z "$P" ]; then echo trig none
+else s=$(grep '^State:' /proc/$P/status 2>/dev/null | cut -c8)
+  case "$s" in ""|Z|X) echo trig exited;; *) echo trig running;; esac; fi
+if [ -r /sys/block/$D/stat ]; then echo stat $(cat /sys/block/$D/stat); else echo stat none; fi
+for f in $(grep -l '^State:.D' /proc/[0-9]*/status 2>/dev/null); do
+  p=${f#/proc/}; p=${p%%/status}
+  echo task $p $(cat /proc/$p/wchan 2>/dev/null || echo -) $(cat /proc/$p/comm 2>/dev/null)
+done
+`, bdf, disk)
+}
+
+func probe(ctx context.Context, a *guestagent.Client, bdf, disk string) (guestState, error) {
+	res, err := a.RunShell(ctx, probeScript(bdf, disk))
+	if err != nil {
+		return guestState{}, err
+	}
+	if res.ExitCode != 0 {
+		return guestState{}, fmt.Errorf("probe script exited %d: %s", res.ExitCode, res.Stderr)
+	}
+	return parseProbe(string(res.Stdout))
+}
+
+func parseProbe(out string) (guestState, error) {
+	st := guestState{DTasks: map[int]Task{}}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		seen[f[0]] = true
+		switch f[0] {
+		case "dev":
+			st.DevicePresent = f[1] == "present"
+		case "trig":
+			st.Trigger = f[1]
+		case "stat":
+			if f[1] != "none" && len(f) >= 10 {
+				// reads completed, writes completed, in flight: fields that
+				// only move with real progress (io_ticks grows while stuck).
+				st.Completions = f[1] + "/" + f[5] + "/" + f[9]
+			}
+		case "task":
+			if len(f) < 4 {
+				continue
+			}
+			pid, err := strconv.Atoi(f[1])
+			if err != nil {
+				continue
+			}
+			st.DTasks[pid] = Task{PID: pid, State: "D", WChan: f[2], Comm: strings.Join(f[3:], " ")}
+		}
+	}
+	for _, k := range []string{"dev", "trig", "stat"} {
+		if !seen[k] {
+			return st, fmt.Errorf("probe output lacks %q: %q", k, out)
+		}
+	}
+	return st, nil
+}
+
+// stackOf reads /proc/PID/stack (CONFIG_STACKTRACE; root only).
+func stackOf(ctx context.Context, a *guestagent.Client, pid int) []string {
+	b, err := a.ReadFile(ctx, fmt.Sprintf("/proc/%d/stack", pid))
+	if err != nil {
+		return []string{"(stack unavailable: " + err.Error() + ")"}
+	}
+	var frames []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// "[<0>] del_gendisk+0x82/0x2e0": keep the symbol.
+		if i := strings.Index(l, "] "); i >= 0 {
+			l = l[i+2:]
+		}
+		if l != "" {
+			frames = append(frames, l)
+		}
+	}
+	return frames
+}

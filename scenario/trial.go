@@ -1,0 +1,343 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/yank-dev/yank/guestagent"
+	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/qmp"
+)
+
+// Trial is one run of a scenario on one kernel.
+type Trial struct {
+	Scenario   Scenario
+	Params     Params
+	KernelName string // for reports: a variant name or a path
+	Kernel     string // bzImage
+	Initrd     string // yank image that fits the kernel
+	// Artifacts is the evidence dir (created 0700). Empty: evidence is
+	// kept only in the returned Verdict.
+	Artifacts string
+	Progress  io.Writer // one line per phase; nil = quiet
+	Hooks     Hooks
+}
+
+// Hooks inject faults for yank's own tests (QEMU killed mid-trial, the
+// agent going silent). Production callers leave them nil.
+type Hooks struct {
+	AfterTrigger func(*machine.Machine)
+	AfterRemoval func(*machine.Machine)
+}
+
+// diskID is the disk the standard guest (machine.HotplugGuest) removes.
+const diskID = "disk0"
+
+// Run runs one trial. It returns an error only for bad input (nothing was
+// started); every failure after that is an INFRA-ERROR verdict, never PASS
+// or HANG.
+func Run(ctx context.Context, t Trial) (Verdict, error) {
+	if err := t.Scenario.Validate(); err != nil {
+		return Verdict{}, err
+	}
+	if err := t.Params.Validate(); err != nil {
+		return Verdict{}, fmt.Errorf("scenario %s: %w", t.Scenario.Name, err)
+	}
+	for what, p := range map[string]string{"kernel": t.Kernel, "initrd": t.Initrd} {
+		if _, err := os.Stat(p); err != nil {
+			return Verdict{}, fmt.Errorf("trial %s: %s %q: %w", t.Scenario.Name, what, p, err)
+		}
+	}
+	if t.Artifacts != "" {
+		if err := os.MkdirAll(t.Artifacts, 0o700); err != nil {
+			return Verdict{}, fmt.Errorf("artifacts dir: %w", err)
+		}
+	}
+	r := newRunner(t)
+	defer r.close()
+	r.run(ctx)
+	return r.finish(), nil
+}
+
+// runner holds one trial's state.
+type runner struct {
+	t      Trial
+	p      Params
+	v      Verdict
+	log    *slog.Logger
+	logF   *os.File
+	notes  []hostNote
+	m      *machine.Machine
+	bdf    string // guest PCI address of the disk
+	disk   string // guest block device name
+	trigPID int
+	cut    *qmp.SurpriseCut
+}
+
+type hostNote struct {
+	t   time.Time
+	msg string
+}
+
+func newRunner(t Trial) *runner {
+	r := &runner{t: t, p: t.Params.withDefaults()}
+	r.v = Verdict{
+		Scenario: t.Scenario.Name, Kernel: t.KernelName, Params: r.p,
+		RequestedOffset: Duration(r.p.Offset), Started: time.Now(), Artifacts: t.Artifacts,
+	}
+	var w io.Writer = io.Discard
+	if t.Artifacts != "" {
+		if f, err := os.OpenFile(t.Artifacts+"/host.log", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err == nil {
+			r.logF, w = f, f
+		}
+	}
+	r.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: utcTime}))
+	return r
+}
+
+// utcTime writes slog times like the console log: UTC, microseconds.
+func utcTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && a.Value.Kind() == slog.KindTime {
+		return slog.String(slog.TimeKey, a.Value.Time().UTC().Format(machine.TimeFormat))
+	}
+	return a
+}
+
+func (r *runner) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	now := time.Now()
+	r.notes = append(r.notes, hostNote{now, msg})
+	r.log.Info(msg)
+	if r.t.Progress != nil {
+		fmt.Fprintf(r.t.Progress, "%s %s/%s@%s: %s\n", now.UTC().Format("15:04:05.000"), r.t.KernelName, r.t.Scenario.Name, r.p.Offset, msg)
+	}
+}
+
+// infra ends the trial as INFRA-ERROR.
+func (r *runner) infra(format string, args ...any) {
+	r.decide(InfraError, fmt.Sprintf(format, args...))
+}
+
+func (r *runner) decide(o Outcome, reason string) {
+	if r.v.Outcome != "" {
+		return
+	}
+	r.v.Outcome, r.v.Reason = o, reason
+	r.v.Timeline.Decided = time.Now()
+	if !r.v.Timeline.Removal.IsZero() {
+		r.v.DetectionLatency = Duration(r.v.Timeline.Decided.Sub(r.v.Timeline.Removal))
+	}
+	r.note("verdict %s: %s", o, reason)
+}
+
+func (r *runner) run(ctx context.Context) {
+	if !r.boot(ctx) || !r.setup(ctx) || !r.load(ctx) || !r.trigger(ctx) {
+		return
+	}
+	removed := r.remove(ctx)
+	if removed == nil {
+		return
+	}
+	r.observe(ctx, removed)
+}
+
+func (r *runner) boot(ctx context.Context) bool {
+	spec := machine.HotplugGuest(r.t.Scenario.Name, r.t.Kernel, r.t.Initrd)
+	d := &spec.Disks[0]
+	d.QueueSize, d.NumQueues = r.p.QueueSize, r.p.NumQueues
+	d.Throttle.BpsWrite = max(r.p.ThrottleBps, 0)
+	r.v.Timeline.Boot = time.Now()
+	r.note("booting %s", r.t.Kernel)
+	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	m, err := machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: r.t.Artifacts})
+	if err != nil {
+		r.infra("boot failed: %v", err)
+		return false
+	}
+	r.m = m
+	r.v.Accel = string(m.Accel)
+	r.v.Timeline.Ready = time.Now()
+	r.note("guest ready after %s (%s)", r.v.Timeline.Ready.Sub(r.v.Timeline.Boot).Round(time.Millisecond), m.Accel)
+	return true
+}
+
+// guest runs a short shell script through the agent with a deadline.
+func (r *runner) guest(ctx context.Context, what, script string, timeout time.Duration) (string, error) {
+	gctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := r.m.Agent.RunShell(gctx, script)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if !res.Success() {
+		return "", fmt.Errorf("%s: exit %d, signal %d: %s%s", what, res.ExitCode, res.Signal, res.Stdout, res.Stderr)
+	}
+	return string(res.Stdout), nil
+}
+
+func (r *runner) setup(ctx context.Context) bool {
+	path, err := r.m.QMP.FindPCI(ctx, diskID)
+	if err != nil {
+		r.infra("finding the disk: %v", err)
+		return false
+	}
+	r.bdf = "0000:" + path.Device.Address().String()
+	p := r.p
+	var sysctl strings.Builder
+	fmt.Fprintf(&sysctl, "echo %d > /proc/sys/vm/dirty_ratio\n", p.DirtyRatio)
+	fmt.Fprintf(&sysctl, "echo %d > /proc/sys/vm/dirty_background_ratio\n", p.DirtyBackgroundRatio)
+	if p.DirtyWritebackCentisecs >= 0 {
+		fmt.Fprintf(&sysctl, "echo %d > /proc/sys/vm/dirty_writeback_centisecs\n", p.DirtyWritebackCentisecs)
+	}
+	script := fmt.Sprintf(`set -e
+mkdir -p /run/yank
+%s
+echo %d > /proc/sys/kernel/hung_task_timeout_secs
+echo -1 > /proc/sys/kernel/hung_task_warnings
+echo 1 > /proc/sys/kernel/sysrq
+ls /sys/bus/pci/devices/%s/virtio*/block/
+`, sysctl.String(), p.HungTaskTimeout, r.bdf)
+	out, err := r.guest(ctx, "guest setup", script, 20*time.Second)
+	if err != nil {
+		r.infra("%v", err)
+		return false
+	}
+	r.disk = strings.TrimSpace(out)
+	if r.disk == "" || strings.ContainsAny(r.disk, " \n/") {
+		r.infra("guest setup: no single block device under %s: %q", r.bdf, out)
+		return false
+	}
+	if r.t.Scenario.Removal == RemovalSurprise {
+		if r.cut, err = qmp.PrepareSurprise(ctx, r.m.QMP, diskID); err != nil {
+			r.infra("preparing the surprise removal: %v", err)
+			return false
+		}
+	}
+	r.note("guest set up: disk %s at %s", r.disk, r.bdf)
+	return true
+}
+
+func (r *runner) load(ctx context.Context) bool {
+	var err error
+	switch r.t.Scenario.IO {
+	case IOBuffered:
+		// Hold the disk open so dd's close does not flush: the dirty pages
+		// stay in the page cache until the trigger or del_gendisk writes
+		// them back.
+		if _, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("exec sleep 2147483647 < /dev/%s", r.disk), "/run/yank/holder.log")); err == nil {
+			_, err = r.guest(ctx, "buffered write", fmt.Sprintf("dd if=/dev/zero of=/dev/%s bs=1M count=%d 2>&1", r.disk, r.p.WriteMB), 2*time.Minute)
+		}
+	case IODirect:
+		_, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("while dd if=/dev/zero of=/dev/%s bs=64k count=16 oflag=direct; do :; done", r.disk), "/run/yank/direct.log"))
+	}
+	if err != nil {
+		r.infra("starting the %s load: %v", r.t.Scenario.IO, err)
+		return false
+	}
+	r.v.Timeline.LoadDone = time.Now()
+	r.note("load %s in place", r.t.Scenario.IO)
+	return true
+}
+
+// triggerMarker is printed to /dev/kmsg right before the trigger's action,
+// so the host timestamps time zero from the console, not from exec.
+const triggerMarker = "YANK-T0"
+
+func (r *runner) trigger(ctx context.Context) bool {
+	var action string
+	switch r.t.Scenario.Trigger {
+	case TriggerUnbind:
+		action = fmt.Sprintf("echo %s > /sys/bus/pci/drivers/virtio-pci/unbind", r.bdf)
+	case TriggerSync:
+		action = "sync"
+	default:
+		action = ":"
+	}
+	// echo is a shell builtin, so the task doing the unbind write is this
+	// shell, whose pid the probe watches.
+	script := fmt.Sprintf(`echo $$ > /run/yank/trigger.pid
+echo "%s trigger=%s pid=$$" > /dev/kmsg
+%s
+echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
+	mark := r.m.Console.Mark()
+	if _, err := r.m.Agent.Exec(ctx, bg(script, "/run/yank/trigger.log")); err != nil {
+		r.infra("starting the %s trigger: %v", r.t.Scenario.Trigger, err)
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	e, err := r.m.Console.Wait(wctx, mark, triggerMarker)
+	if err != nil {
+		r.infra("trigger marker %s never reached the console: %v", triggerMarker, err)
+		return false
+	}
+	r.v.Timeline.Trigger = e.Time
+	if i := strings.Index(e.Item, "pid="); i >= 0 {
+		r.trigPID, _ = strconv.Atoi(strings.Fields(e.Item[i+4:])[0])
+	}
+	r.note("trigger %s started in the guest (pid %d)", r.t.Scenario.Trigger, r.trigPID)
+	if r.t.Hooks.AfterTrigger != nil {
+		r.t.Hooks.AfterTrigger(r.m)
+	}
+	return true
+}
+
+// removalState reports a graceful removal's completion.
+type removalState struct {
+	done chan struct{}
+	err  error
+}
+
+func (r *runner) remove(ctx context.Context) *removalState {
+	at := r.v.Timeline.Trigger.Add(r.p.Offset)
+	select {
+	case <-time.After(time.Until(at)):
+	case <-ctx.Done():
+		r.infra("cancelled before the removal: %v", ctx.Err())
+		return nil
+	}
+	rs := &removalState{done: make(chan struct{})}
+	switch r.t.Scenario.Removal {
+	case RemovalSurprise:
+		res, err := r.cut.Fire(ctx)
+		if res.Cut.IsZero() {
+			r.infra("surprise removal failed: %v", err)
+			return nil
+		}
+		r.v.Timeline.Removal = res.Cut
+		r.v.Removal = &RemovalInfo{Kind: "surprise", Port: res.PortID, Issued: res.Cut, Deleted: res.Deleted}
+		rs.err = err
+		close(rs.done)
+		if err != nil {
+			r.infra("surprise removal: %v", err)
+			return nil
+		}
+		r.note("slot power cut on %s (vCPUs paused %s)", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond))
+	case RemovalGraceful:
+		issued := time.Now()
+		r.v.Timeline.Removal = issued
+		r.v.Removal = &RemovalInfo{Kind: "graceful", Issued: issued}
+		go func() {
+			defer close(rs.done)
+			res, err := qmp.Graceful(ctx, r.m.QMP, diskID)
+			rs.err = err
+			r.v.Removal.Deleted = res.Deleted
+		}()
+		r.note("device_del %s sent", diskID)
+	}
+	r.v.AchievedOffset = Duration(r.v.Timeline.Removal.Sub(r.v.Timeline.Trigger))
+	if r.t.Hooks.AfterRemoval != nil {
+		r.t.Hooks.AfterRemoval(r.m)
+	}
+	return rs
+}
+
+// bg runs script in the guest without capturing output (it may never end).
+func bg(script, log string) guestagent.Cmd { return guestagent.Background(script, log) }

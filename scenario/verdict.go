@@ -1,0 +1,134 @@
+package scenario
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Outcome is a trial's verdict class.
+type Outcome string
+
+const (
+	Pass       Outcome = "PASS"        // device gone, trigger done, no task stuck
+	Hang       Outcome = "HANG"        // a task stuck in D state with no I/O progress
+	Crash      Outcome = "CRASH"       // oops, BUG or panic on the console
+	InfraError Outcome = "INFRA-ERROR" // yank could not run or judge the trial
+)
+
+// Verdict is a trial's result with the evidence summarized. Its JSON form
+// is written to verdict.json in the trial's artifacts dir.
+type Verdict struct {
+	Outcome  Outcome `json:"outcome"`
+	Reason   string  `json:"reason"`
+	Scenario string  `json:"scenario"`
+	Kernel   string  `json:"kernel"`
+
+	RequestedOffset Duration `json:"requested_offset"`
+	// AchievedOffset is host time of the cut (or device_del) minus host
+	// time the trigger's marker reached the console.
+	AchievedOffset Duration `json:"achieved_offset"`
+	// DetectionLatency is from the removal to the verdict.
+	DetectionLatency Duration `json:"detection_latency"`
+
+	// Hang details: Classification is "unbind-del_gendisk",
+	// "pciehp-del_gendisk" or "other-d-state".
+	Classification string       `json:"classification,omitempty"`
+	StuckTask      *Task        `json:"stuck_task,omitempty"`
+	Stuck          []Task       `json:"stuck,omitempty"`
+	HungTaskReport bool         `json:"hung_task_report"` // khungtaskd confirmed on the console
+	Crash          *ConsoleHit  `json:"crash,omitempty"`
+	Warnings       []ConsoleHit `json:"warnings,omitempty"`
+
+	Params    Params       `json:"params"`
+	Timeline  Timeline     `json:"timeline"`
+	Artifacts string       `json:"artifacts,omitempty"`
+	Started   time.Time    `json:"started"`
+	Duration  Duration     `json:"duration"`
+	Accel     string       `json:"accel,omitempty"`
+	Removal   *RemovalInfo `json:"removal,omitempty"`
+}
+
+// Task is a guest task seen through /proc.
+type Task struct {
+	PID   int      `json:"pid"`
+	Comm  string   `json:"comm"`
+	State string   `json:"state"`
+	WChan string   `json:"wchan"`
+	Role  string   `json:"role"` // trigger, pciehp, or other
+	Stack []string `json:"stack,omitempty"`
+}
+
+// ConsoleHit is a console line that matters (oops, BUG, WARN, panic) with
+// the lines after it.
+type ConsoleHit struct {
+	Kind string    `json:"kind"`
+	Line string    `json:"line"`
+	Time time.Time `json:"time"`
+	Text string    `json:"text"`
+}
+
+// RemovalInfo describes the removal as the host performed it.
+type RemovalInfo struct {
+	Kind    string    `json:"kind"`
+	Port    string    `json:"port,omitempty"`
+	Issued  time.Time `json:"issued"`
+	Deleted time.Time `json:"deleted,omitempty"`
+}
+
+// Timeline holds the host times of the trial's milestones.
+type Timeline struct {
+	Boot      time.Time `json:"boot"`
+	Ready     time.Time `json:"ready"`
+	LoadDone  time.Time `json:"load_done"`
+	Trigger   time.Time `json:"trigger"` // marker seen on the console
+	Removal   time.Time `json:"removal"`
+	Decided   time.Time `json:"decided"`
+	Completed time.Time `json:"completed"`
+}
+
+// MarshalJSON keeps durations readable.
+func (p Params) MarshalJSON() ([]byte, error) {
+	type plain Params
+	return json.Marshal(struct {
+		plain
+		Offset, StallWindow, Settle, Budget, ProbeInterval string
+	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String()})
+}
+
+// Summary is a one-line description for tables.
+func (v Verdict) Summary() string {
+	switch v.Outcome {
+	case Hang:
+		if v.StuckTask != nil {
+			return fmt.Sprintf("%s: %s (pid %d) in %s", v.Classification, v.StuckTask.Comm, v.StuckTask.PID, v.StuckTask.WChan)
+		}
+		return v.Classification
+	case Crash:
+		if v.Crash != nil {
+			return v.Crash.Line
+		}
+	}
+	return v.Reason
+}
+
+// String is a multi-line human report.
+func (v Verdict) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %s on %s, offset %s (achieved %s)\n", v.Outcome, v.Scenario, v.Kernel, v.RequestedOffset, v.AchievedOffset)
+	fmt.Fprintf(&b, "  %s\n", v.Reason)
+	if v.StuckTask != nil {
+		fmt.Fprintf(&b, "  stuck: %s pid %d (%s) wchan %s\n", v.StuckTask.Comm, v.StuckTask.PID, v.StuckTask.Role, v.StuckTask.WChan)
+		for _, f := range v.StuckTask.Stack {
+			fmt.Fprintf(&b, "    %s\n", f)
+		}
+	}
+	if v.Crash != nil {
+		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(v.Crash.Text, "\n", "\n  "))
+	}
+	if v.Artifacts != "" {
+		fmt.Fprintf(&b, "  artifacts: %s\n", v.Artifacts)
+	}
+	return b.String()
+}
