@@ -13,6 +13,7 @@ import (
 type Params struct {
 	Offset time.Duration // removal time after the trigger starts in the guest
 
+	CPUs        int   // guest vCPUs (default 2: the writer must run beside pciehp for surprise-io to race)
 	QueueSize   int   // virtqueue size (default 4)
 	NumQueues   int   // default 1
 	ThrottleBps int64 // write bytes/s (default 2 MiB/s); -1 = unthrottled
@@ -44,6 +45,7 @@ func (p Params) withDefaults() Params {
 			*v = d
 		}
 	}
+	def(&p.CPUs, 2)
 	def(&p.QueueSize, 4)
 	def(&p.NumQueues, 1)
 	def(&p.WriteMB, 48)
@@ -72,6 +74,9 @@ func (p Params) Validate() error {
 	}
 	if p.QueueSize < 0 || p.QueueSize&(p.QueueSize-1) != 0 || p.QueueSize > 1024 {
 		errs = append(errs, fmt.Errorf("queue size %d: want a power of two up to 1024", p.QueueSize))
+	}
+	if p.CPUs < 0 || p.CPUs > 8 {
+		errs = append(errs, fmt.Errorf("cpus %d: want 1 to 8", p.CPUs))
 	}
 	if p.NumQueues < 0 || p.NumQueues > 16 {
 		errs = append(errs, fmt.Errorf("num-queues %d: want 1 to 16", p.NumQueues))

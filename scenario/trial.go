@@ -67,17 +67,17 @@ func Run(ctx context.Context, t Trial) (Verdict, error) {
 
 // runner holds one trial's state.
 type runner struct {
-	t      Trial
-	p      Params
-	v      Verdict
-	log    *slog.Logger
-	logF   *os.File
-	notes  []hostNote
-	m      *machine.Machine
-	bdf    string // guest PCI address of the disk
-	disk   string // guest block device name
+	t       Trial
+	p       Params
+	v       Verdict
+	log     *slog.Logger
+	logF    *os.File
+	notes   []hostNote
+	m       *machine.Machine
+	bdf     string // guest PCI address of the disk
+	disk    string // guest block device name
 	trigPID int
-	cut    *qmp.SurpriseCut
+	cut     *qmp.SurpriseCut
 }
 
 type hostNote struct {
@@ -149,6 +149,7 @@ func (r *runner) run(ctx context.Context) {
 
 func (r *runner) boot(ctx context.Context) bool {
 	spec := machine.HotplugGuest(r.t.Scenario.Name, r.t.Kernel, r.t.Initrd)
+	spec.CPUs = r.p.CPUs
 	d := &spec.Disks[0]
 	d.QueueSize, d.NumQueues = r.p.QueueSize, r.p.NumQueues
 	d.Throttle.BpsWrite = max(r.p.ThrottleBps, 0)

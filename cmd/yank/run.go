@@ -2,112 +2,147 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
-	"github.com/yank-dev/yank/machine"
-	"github.com/yank-dev/yank/qmp"
+	"github.com/yank-dev/yank/scenario"
 )
 
-// runCmd boots one guest per removal kind and pulls its disk out, printing
-// what the host and the guest saw. (The timed unbind-race scenarios and the
-// verdict table build on this.)
+// Defaults for `yank run` with no arguments: the kernels with and without
+// the RFC, every scenario, each at its default offsets.
+var defaultKernels = []string{"stock", "rfc-v3"}
+
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kernel := fs.String("kernel", "debian", "kernel variant (see `yank kernel list`)")
-	timeout := fs.Duration("timeout", 3*time.Minute, "deadline for each guest")
+	kernelsFlag := fs.String("kernels", strings.Join(defaultKernels, ","), "comma-separated kernel variants (yank kernel list) or paths to bzImages")
+	scenariosFlag := fs.String("scenarios", strings.Join(scenario.Names(), ","), "comma-separated scenarios")
+	offsetsFlag := fs.String("offsets", "", "comma-separated removal offsets after the trigger, e.g. 0s,0.5s,2s (default: each scenario's own)")
+	repeat := fs.Int("repeat", 1, "trials per kernel x scenario x offset")
+	artifacts := fs.String("artifacts", "", "evidence dir (default ./artifacts/run-<time>)")
+	cpus := fs.Int("cpus", 0, "guest vCPUs (default 2)")
+	verbose := fs.Bool("v", false, "print each trial's phases as they happen")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: yank run [flags]\n\nBoots a guest per trial, starts the scenario's trigger through the guest agent,\nremoves the disk from the host at the offset and prints a verdict table.\n\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	k, err := resolveKernel(ctx, *kernel, stderr)
-	if err != nil {
-		return err
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run: unexpected argument %q (flags only; see yank run -h)", fs.Arg(0))
 	}
-	spec, err := guestSpec(ctx, "run-"+k.Variant, k)
-	if err != nil {
-		return err
+	if *repeat < 1 {
+		return fmt.Errorf("run: -repeat %d: want at least 1", *repeat)
 	}
-	fmt.Fprintf(stdout, "kernel %s: %s\n", k.Variant, k.BzImage)
-	fmt.Fprintf(stdout, "%-9s %-6s %-8s %-11s %s\n", "REMOVAL", "RESULT", "BOOT", "TO-DELETED", "GUEST SAW")
-	failed := 0
-	for _, kind := range []string{"graceful", "surprise"} {
-		r, err := removeOnce(ctx, spec, kind, *timeout)
+	var scenarios []scenario.Scenario
+	for _, name := range splitList(*scenariosFlag) {
+		s, err := scenario.Lookup(name)
 		if err != nil {
-			failed++
-			fmt.Fprintf(stdout, "%-9s %-6s %s\n", kind, "ERROR", strings.ReplaceAll(err.Error(), "\n", "\n    "))
-			continue
+			return err
 		}
-		fmt.Fprintf(stdout, "%-9s %-6s %-8s %-11s %s\n", kind, "ok", r.boot.Round(10*time.Millisecond), r.toDeleted.Round(time.Millisecond), r.guestSaw)
+		scenarios = append(scenarios, s)
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d of 2 removals failed", failed)
+	var offsets []time.Duration
+	for _, o := range splitList(*offsetsFlag) {
+		d, err := time.ParseDuration(o)
+		if err != nil {
+			return fmt.Errorf("run: offset %q: %w (write it like 1.5s)", o, err)
+		}
+		if d < 0 || d > scenario.MaxOffset {
+			return fmt.Errorf("run: offset %s out of range: want 0s to %s", d, scenario.MaxOffset)
+		}
+		offsets = append(offsets, d)
+	}
+	dir := *artifacts
+	if dir == "" {
+		dir = filepath.Join("artifacts", "run-"+time.Now().UTC().Format("20060102T150405Z"))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var progress io.Writer
+	if *verbose {
+		progress = stderr
+	}
+
+	type row struct {
+		kernel, scenario string
+		offset           time.Duration
+		v                scenario.Verdict
+	}
+	var rows []row
+	for _, kname := range splitList(*kernelsFlag) {
+		g, err := prepareGuest(ctx, kname, stderr)
+		if err != nil {
+			return err
+		}
+		for _, sc := range scenarios {
+			offs := offsets
+			if len(offs) == 0 {
+				for _, o := range sc.Offsets {
+					offs = append(offs, time.Duration(o))
+				}
+			}
+			for _, off := range offs {
+				for rep := 1; rep <= *repeat; rep++ {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					trialDir := filepath.Join(dir, safeName(g.name), sc.Name, fmt.Sprintf("%s-r%d", off, rep))
+					fmt.Fprintf(stderr, "trial %s %s +%s (%d/%d) ...\n", g.name, sc.Name, off, rep, *repeat)
+					v, err := scenario.Run(ctx, scenario.Trial{
+						Scenario: sc, Params: scenario.Params{Offset: off, CPUs: *cpus}, KernelName: g.name,
+						Kernel: g.kernel, Initrd: g.initrd, Artifacts: trialDir, Progress: progress,
+					})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stderr, "  %s in %s: %s\n", v.Outcome, time.Duration(v.Duration).Round(100*time.Millisecond), v.Summary())
+					rows = append(rows, row{g.name, sc.Name, off, v})
+				}
+			}
+		}
+	}
+
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KERNEL\tSCENARIO\tOFFSET\tACHIEVED\tVERDICT\tDETECTED IN\tDETAIL")
+	infra := 0
+	for _, r := range rows {
+		if r.v.Outcome == scenario.InfraError {
+			infra++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.kernel, r.scenario, r.offset,
+			time.Duration(r.v.AchievedOffset).Round(time.Millisecond), r.v.Outcome,
+			time.Duration(r.v.DetectionLatency).Round(10*time.Millisecond), r.v.Summary())
+	}
+	tw.Flush()
+	abs, _ := filepath.Abs(dir)
+	fmt.Fprintf(stdout, "\nartifacts: %s (per trial: verdict.json, timeline.log, console.log, stacks.txt)\n", abs)
+	if infra > 0 {
+		return errors.New(fmt.Sprint(infra, " trial(s) could not be judged (INFRA-ERROR); see their artifacts"))
 	}
 	return nil
 }
 
-type removal struct {
-	boot, toDeleted time.Duration
-	guestSaw        string
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
-// removeOnce boots spec, removes disk0 the given way, and checks the guest
-// no longer lists it.
-func removeOnce(ctx context.Context, spec machine.Spec, kind string, timeout time.Duration) (removal, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	spec.Name += "-" + kind
-	m, err := machine.Boot(ctx, spec, machine.Options{})
-	if err != nil {
-		return removal{}, err
-	}
-	defer m.Close()
-	r := removal{boot: time.Since(m.Started)}
-	mark := m.Console.Mark()
-	start := time.Now()
-	switch kind {
-	case "graceful":
-		_, err = qmp.Graceful(ctx, m.QMP, "disk0")
-	default:
-		var s qmp.SurpriseResult
-		s, err = qmp.Surprise(ctx, m.QMP, "disk0")
-		start = s.Cut
-	}
-	if err != nil {
-		return r, err
-	}
-	r.toDeleted = time.Since(start)
-	// Give pciehp a moment to log and unbind, then confirm through the agent.
-	wctx, wcancel := context.WithTimeout(ctx, 15*time.Second)
-	defer wcancel()
-	for {
-		st, err := m.Agent.RunShell(wctx, "ls /sys/bus/pci/devices/0000:01:00.0 >/dev/null 2>&1 && echo present || echo gone")
-		if err != nil {
-			return r, fmt.Errorf("asking the guest after removal: %w", err)
-		}
-		if strings.TrimSpace(string(st.Stdout)) == "gone" {
-			break
-		}
-		select {
-		case <-wctx.Done():
-			return r, fmt.Errorf("guest still lists the device 15 s after DEVICE_DELETED")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	r.guestSaw = pciehpLines(m, mark)
-	return r, nil
-}
-
-// pciehpLines returns the slot events pciehp logged after mark.
-func pciehpLines(m *machine.Machine, mark int) string {
-	var saw []string
-	for _, e := range m.Console.Lines(mark) {
-		if i := strings.Index(e.Item, "Slot("); i >= 0 && strings.Contains(e.Item, "pciehp") {
-			saw = append(saw, e.Item[i:])
-		}
-	}
-	return strings.Join(saw, "; ")
+// safeName turns a kernel name (maybe a path) into one path element.
+func safeName(s string) string {
+	return strings.Trim(strings.NewReplacer("/", "_", " ", "_").Replace(s), "_.")
 }
