@@ -25,7 +25,7 @@ func debianGuest(tb testing.TB, name string) machine.Spec {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		img, err := images.Build(ctx, images.Options{ModulesDir: k.ModulesDir, Modules: []string{"virtio_pci", "virtio_blk", "virtio_console"}})
+		img, err := images.ForKernel(ctx, k.ModulesDir)
 		if err != nil {
 			guestErr = err
 			return

@@ -15,26 +15,17 @@ import (
 	"github.com/yank-dev/yank/scenario"
 )
 
-// guestFor returns the kernel and a fitting image for a variant.
+// guestFor returns the kernel and a fitting image for a variant, building
+// the kernel if the cache lacks it.
 func guestFor(t *testing.T, variant string) (kernel, initrd string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	var k kernels.Artifact
-	var err error
-	if variant == "debian" {
-		k, err = kernels.Debian()
-	} else {
-		k, err = kernels.Build(ctx, kernels.BuildOptions{Variant: variant, Progress: testLog{t}})
-	}
+	k, err := kernels.Resolve(ctx, variant, testLog{t})
 	if err != nil {
 		t.Fatalf("kernel %s: %v", variant, err)
 	}
-	opts := images.Options{}
-	if k.ModulesDir != "" {
-		opts.ModulesDir, opts.Modules = k.ModulesDir, []string{"virtio_pci", "virtio_blk", "virtio_console"}
-	}
-	img, err := images.Build(ctx, opts)
+	img, err := images.ForKernel(ctx, k.ModulesDir)
 	if err != nil {
 		t.Fatal(err)
 	}
