@@ -18,6 +18,10 @@ import (
 // guestFor returns the kernel and a fitting image for a variant, building
 // the kernel if the cache lacks it.
 func guestFor(t *testing.T, variant string) (kernel, initrd string) {
+	return guestForB(t, variant)
+}
+
+func guestForB(t testing.TB, variant string) (kernel, initrd string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
@@ -32,7 +36,7 @@ func guestFor(t *testing.T, variant string) (kernel, initrd string) {
 	return k.BzImage, img.Path
 }
 
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (w testLog) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
