@@ -2,6 +2,7 @@ package scenario_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,7 @@ func runTrial(t *testing.T, variant, name string, offset time.Duration) scenario
 	}
 	dir := filepath.Join(t.TempDir(), "artifacts")
 	if keep := os.Getenv("YANK_TEST_ARTIFACTS"); keep != "" {
-		dir = filepath.Join(keep, variant, name)
+		dir = filepath.Join(keep, variant, name, offset.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -98,6 +99,28 @@ func TestScenariosOnKnownBadKernels(t *testing.T) {
 				checkVerdict(t, v, tc.offset)
 			})
 		}
+	}
+}
+
+// The fixed kernel (rfc-v3 + the virtio consumer) must survive the race at
+// every offset, on the same parameters that make the others hang.
+func TestScenariosOnFixedKernel(t *testing.T) {
+	var cases []expectation
+	for _, off := range []time.Duration{0, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
+		cases = append(cases, expectation{"unbind-race", off, scenario.Pass, ""})
+	}
+	cases = append(cases,
+		expectation{"surprise-io", 2 * time.Second, scenario.Pass, ""},
+		expectation{"surprise-idle", 0, scenario.Pass, ""},
+		expectation{"graceful-io", 2 * time.Second, scenario.Pass, ""})
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s@%s", tc.name, tc.offset), func(t *testing.T) {
+			v := runTrial(t, "rfc-v3-virtio", tc.name, tc.offset)
+			if v.Outcome != tc.want {
+				t.Fatalf("got %s/%s, want %s:\n%s", v.Outcome, v.Classification, tc.want, v)
+			}
+			checkVerdict(t, v, tc.offset)
+		})
 	}
 }
 

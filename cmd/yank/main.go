@@ -19,8 +19,10 @@ const usage = `yank: QEMU-backed hot-unplug tests for Linux kernels
 usage: yank <command> [flags]
 
 commands:
-  run       boot a guest and remove its disk, gracefully and by surprise
+  run       run scenarios on kernels and print a verdict table
   kernel    list, build and locate kernels (yank kernel -h)
+  bisect-run     for git bisect run: build HEAD, run trials, exit 0/1/125
+  bisect-report  summarize the steps of a bisect
   image     build and list guest initramfs images (yank image -h)
   help      show this text
 
@@ -58,6 +60,10 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch cmd {
 	case "run":
 		return runCmd(ctx, rest, stdout, stderr)
+	case "bisect-run":
+		return bisectRunCmd(ctx, rest, stdout, stderr)
+	case "bisect-report":
+		return bisectReportCmd(ctx, rest, stdout, stderr)
 	case "kernel":
 		return kernelCmd(ctx, rest, stdout, stderr)
 	case "image":

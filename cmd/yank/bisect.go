@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/yank-dev/yank/images"
+	"github.com/yank-dev/yank/kernels"
+	"github.com/yank-dev/yank/scenario"
+)
+
+// git bisect run's exit-code contract.
+const (
+	bisectGood = 0
+	bisectBad  = 1
+	bisectSkip = 125
+)
+
+// exitError carries a chosen exit status out of a command.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+func (e *exitError) ExitCode() int { return e.code }
+
+// bisectStep is one `yank bisect-run` invocation, saved as step.json.
+type bisectStep struct {
+	Commit   string             `json:"commit"`
+	Subject  string             `json:"subject"`
+	Tree     string             `json:"tree"`
+	Scenario string             `json:"scenario"`
+	Offset   scenario.Duration  `json:"offset"`
+	Trials   int                `json:"trials_wanted"`
+	Invert   bool               `json:"invert"`
+	Result   string             `json:"result"` // good, bad, skip
+	Exit     int                `json:"exit"`
+	Reason   string             `json:"reason"`
+	Verdicts []scenario.Outcome `json:"verdicts"`
+	Started  time.Time          `json:"started"`
+	Build    scenario.Duration  `json:"build_time"`
+	Total    scenario.Duration  `json:"total_time"`
+	Dir      string             `json:"dir"`
+}
+
+// bisectRunCmd builds the kernel tree at HEAD, runs trials, and exits 0
+// (good), 1 (bad) or 125 (skip) for `git bisect run`.
+func bisectRunCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bisect-run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tree := fs.String("tree", ".", "kernel git tree (checked out at the commit to test)")
+	scName := fs.String("scenario", "unbind-race", "scenario to run")
+	offset := fs.Duration("offset", 2*time.Second, "removal offset")
+	trials := fs.Int("trials", 3, "clean trials needed to call a commit good (stops at the first hang)")
+	invert := fs.Bool("invert", false, "hunt the commit that FIXED a hang: a hang is good, clean trials are bad")
+	variant := fs.String("patches", "", "apply this variant's patch series on top of the tree (see yank kernel list)")
+	dir := fs.String("log-dir", "", "where step logs go (default $YANK_CACHE/bisect/<tree name>)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `usage: yank bisect-run [flags]
+
+For git bisect run, inside a kernel tree:
+  git bisect start BAD GOOD
+  git bisect run yank bisect-run -scenario unbind-race -trials 3
+
+Exit 0 = good (N clean trials), 1 = bad (a HANG), 125 = skip (the commit does
+not build or boot, or a trial could not be judged). -invert swaps good and bad.
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *trials < 1 {
+		return fmt.Errorf("bisect-run: -trials %d: want at least 1", *trials)
+	}
+	sc, err := scenario.Lookup(*scName)
+	if err != nil {
+		return err
+	}
+	if err := (scenario.Params{Offset: *offset}).Validate(); err != nil {
+		return err
+	}
+	top, err := gitOut(ctx, *tree, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return fmt.Errorf("bisect-run: %s is not a git tree: %w", *tree, err)
+	}
+	commit, _ := gitOut(ctx, top, "rev-parse", "HEAD")
+	subject, _ := gitOut(ctx, top, "log", "-1", "--format=%s")
+	logRoot := *dir
+	if logRoot == "" {
+		root, err := kernels.CacheRoot()
+		if err != nil {
+			return err
+		}
+		logRoot = filepath.Join(root, "bisect", filepath.Base(top))
+	}
+	step := bisectStep{
+		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, Offset: scenario.Duration(*offset),
+		Trials: *trials, Invert: *invert, Started: time.Now().UTC(),
+		Dir: filepath.Join(logRoot, time.Now().UTC().Format("20060102T150405.000Z")+"-"+short(commit)),
+	}
+	if err := os.MkdirAll(step.Dir, 0o700); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(step.Dir, "step.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	log := io.MultiWriter(stderr, logf)
+	fmt.Fprintf(log, "bisect-run: %s %s\n", short(commit), subject)
+
+	runBisectStep(ctx, &step, sc, *variant, log)
+	step.Total = scenario.Duration(time.Since(step.Started))
+	fmt.Fprintf(log, "bisect-run: %s -> %s (exit %d): %s\n", short(commit), step.Result, step.Exit, step.Reason)
+	b, _ := json.MarshalIndent(step, "", "  ")
+	if err := os.WriteFile(filepath.Join(step.Dir, "step.json"), append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	if step.Exit == bisectGood {
+		return nil
+	}
+	return &exitError{code: step.Exit, msg: fmt.Sprintf("%s: %s", step.Result, step.Reason)}
+}
+
+func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, variant string, log io.Writer) {
+	skip := func(format string, a ...any) {
+		step.Result, step.Exit, step.Reason = "skip", bisectSkip, fmt.Sprintf(format, a...)
+	}
+	buildStart := time.Now()
+	k, err := kernels.Build(ctx, kernels.BuildOptions{Tree: step.Tree, Variant: variant, Progress: log})
+	step.Build = scenario.Duration(time.Since(buildStart))
+	if err != nil {
+		// A commit that does not build says nothing about the hang.
+		skip("kernel does not build: %v", firstLine(err.Error()))
+		return
+	}
+	img, err := images.ForKernel(ctx, k.ModulesDir)
+	if err != nil {
+		skip("guest image: %v", err)
+		return
+	}
+	clean := 0
+	for i := 1; i <= step.Trials; i++ {
+		v, err := scenario.Run(ctx, scenario.Trial{
+			Scenario: sc, Params: scenario.Params{Offset: time.Duration(step.Offset)},
+			KernelName: short(step.Commit), Kernel: k.BzImage, Initrd: img.Path,
+			Artifacts: filepath.Join(step.Dir, fmt.Sprintf("trial-%d", i)),
+		})
+		if err != nil {
+			skip("trial: %v", err)
+			return
+		}
+		step.Verdicts = append(step.Verdicts, v.Outcome)
+		fmt.Fprintf(log, "bisect-run: trial %d/%d: %s %s\n", i, step.Trials, v.Outcome, v.Summary())
+		switch v.Outcome {
+		case scenario.Hang:
+			hang := fmt.Sprintf("HANG in trial %d: %s", i, v.Summary())
+			if step.Invert {
+				step.Result, step.Exit, step.Reason = "good", bisectGood, hang+" (inverted: the fix is not in yet)"
+			} else {
+				step.Result, step.Exit, step.Reason = "bad", bisectBad, hang
+			}
+			return
+		case scenario.Pass:
+			clean++
+		default:
+			// A crash or an infrastructure failure is not the hang hunted.
+			skip("trial %d: %s: %s", i, v.Outcome, v.Summary())
+			return
+		}
+	}
+	msg := fmt.Sprintf("%d/%d trials clean", clean, step.Trials)
+	if step.Invert {
+		step.Result, step.Exit, step.Reason = "bad", bisectBad, msg+" (inverted: fixed here)"
+	} else {
+		step.Result, step.Exit, step.Reason = "good", bisectGood, msg
+	}
+}
+
+// bisectReportCmd summarizes the steps in a bisect log dir.
+func bisectReportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bisect-report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("log-dir", "", "a bisect log dir (default: the newest under $YANK_CACHE/bisect)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		root, err := kernels.CacheRoot()
+		if err != nil {
+			return err
+		}
+		dirs, _ := filepath.Glob(filepath.Join(root, "bisect", "*"))
+		sort.Slice(dirs, func(i, j int) bool { return modTime(dirs[i]).After(modTime(dirs[j])) })
+		if len(dirs) == 0 {
+			return fmt.Errorf("bisect-report: no bisect logs under %s; run `git bisect run yank bisect-run ...` first", filepath.Join(root, "bisect"))
+		}
+		*dir = dirs[0]
+	}
+	steps, err := loadSteps(*dir)
+	if err != nil {
+		return err
+	}
+	if len(steps) == 0 {
+		return fmt.Errorf("bisect-report: no step.json under %s", *dir)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STARTED\tCOMMIT\tRESULT\tTRIALS\tBUILD\tTOTAL\tSUBJECT / REASON")
+	var total time.Duration
+	for _, s := range steps {
+		var vs []string
+		for _, v := range s.Verdicts {
+			vs = append(vs, string(v))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s: %s\n", s.Started.Format("15:04:05"), short(s.Commit), s.Result,
+			fmt.Sprintf("%d/%d %s", len(s.Verdicts), s.Trials, strings.Join(vs, ",")),
+			time.Duration(s.Build).Round(time.Second), time.Duration(s.Total).Round(time.Second), s.Subject, s.Reason)
+		total += time.Duration(s.Total)
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "\n%d steps, %s in all; logs in %s\n", len(steps), total.Round(time.Second), *dir)
+	return nil
+}
+
+func loadSteps(dir string) ([]bisectStep, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*", "step.json"))
+	if err != nil {
+		return nil, err
+	}
+	var steps []bisectStep
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var s bisectStep
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		steps = append(steps, s)
+	}
+	sort.Slice(steps, func(i, j int) bool { return steps[i].Started.Before(steps[j].Started) })
+	return steps, nil
+}
+
+func gitOut(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("git %s: %s", strings.Join(args, " "), strings.TrimSpace(string(ee.Stderr)))
+		}
+		return "", err
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func modTime(p string) time.Time {
+	st, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yank-dev/yank/kernels"
+)
+
+// TestBisectFindsThePlantedHang builds a throwaway git history from
+// linux-source-6.1 (with the RFC and its virtio consumer applied, so the
+// first commit survives the race), plants the hang by reverting the
+// virtio-blk part of the consumer, breaks and repairs the build on the way,
+// and checks that `git bisect run yank bisect-run` lands on the planting
+// commit, skipping the one that does not build.
+func TestBisectFindsThePlantedHang(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	yank := buildYank(t)
+	fixed, err := kernels.Resolve(ctx, "rfc-v3-virtio", testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(t.TempDir(), "linux")
+	t.Logf("making the fixture repository in %s", repo)
+	// Hard-link the cached source (fast) and drop its build dir; every file
+	// the test changes is rewritten, never edited in place.
+	run(t, "", "cp", "-al", filepath.Join(fixed.Dir, "src"), repo)
+	run(t, "", "rm", "-rf", filepath.Join(repo, "yank-out"))
+	git := func(args ...string) string { return run(t, repo, "git", args...) }
+	git("init", "-q")
+	git("config", "user.email", "yank@example.org")
+	git("config", "user.name", "yank test")
+	// Debian's tree ignores everything at the top level; track it all.
+	writeFile(t, filepath.Join(repo, ".gitignore"), "")
+	git("add", "-A")
+	git("commit", "-qm", "good: 6.1 with the RFC and the virtio consumer")
+	good := git("rev-parse", "HEAD")
+
+	writeFile(t, filepath.Join(repo, "Documentation", "yank-note.txt"), "a harmless change\n")
+	git("add", "-A")
+	git("commit", "-qm", "docs: a harmless change")
+
+	blk := filepath.Join(repo, "drivers/block/virtio_blk.c")
+	patch := "../../kernels/patches/rfc-v3-virtio/0003-virtio_blk-fail-outstanding-requests-when-the-device.patch"
+	abs, _ := filepath.Abs(patch)
+	unshare(t, blk)
+	git("apply", "-R", abs)
+	git("commit", "-qam", "virtio_blk: drop the disconnect callback (plants the hang)")
+	planted := git("rev-parse", "HEAD")
+
+	src, err := os.ReadFile(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, blk, string(src)+"\nthis does not compile;\n")
+	git("commit", "-qam", "virtio_blk: break the build")
+	broken := git("rev-parse", "HEAD")
+	writeFile(t, blk, string(src))
+	git("commit", "-qam", "virtio_blk: repair the build")
+	writeFile(t, filepath.Join(repo, "Documentation", "yank-note.txt"), "another harmless change\n")
+	git("commit", "-qam", "docs: another harmless change")
+
+	logDir := filepath.Join(t.TempDir(), "bisect-logs")
+	bisectArgs := []string{"bisect-run", "-scenario", "unbind-race", "-offset", "2s", "-trials", "2", "-log-dir", logDir}
+
+	// A commit that does not build is skipped, never called bad.
+	git("checkout", "-q", broken)
+	code := runExit(t, repo, yank, bisectArgs...)
+	if code != 125 {
+		t.Fatalf("bisect-run on a commit that does not build exited %d, want 125 (skip)", code)
+	}
+	git("checkout", "-q", "master")
+
+	git("bisect", "start", "HEAD", good)
+	out := run(t, repo, "git", append([]string{"bisect", "run", yank}, bisectArgs...)...)
+	t.Log(out)
+	if !strings.Contains(out, planted+" is the first bad commit") {
+		t.Fatalf("git bisect did not land on the planting commit %s", planted)
+	}
+	git("bisect", "reset")
+
+	report := run(t, repo, yank, "bisect-report", "-log-dir", logDir)
+	t.Log(report)
+	if !strings.Contains(report, "skip") || !strings.Contains(report, "bad") || !strings.Contains(report, "good") {
+		t.Fatalf("bisect-report lacks good, bad and skip steps:\n%s", report)
+	}
+}
+
+func buildYank(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "yank")
+	run(t, "", "go", "build", "-o", bin, ".")
+	return bin
+}
+
+func run(t *testing.T, dir, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(string(out), 3000))
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func runExit(t *testing.T, dir, name string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s %s:\n%s", name, strings.Join(args, " "), tail(string(out), 2000))
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// writeFile replaces path with a new file, so a hard-linked original (the
+// kernel cache) is never modified.
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	os.Remove(path)
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func unshare(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(b))
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
