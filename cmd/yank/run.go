@@ -16,8 +16,9 @@ import (
 )
 
 // Defaults for `yank run` with no arguments: the kernels with and without
-// the RFC, every scenario, each at its default offsets.
-var defaultKernels = []string{"stock", "rfc-v3"}
+// the RFC and with the RFC plus its virtio consumer, every scenario, each
+// at its default offsets.
+var defaultKernels = []string{"stock", "rfc-v3", "rfc-v3-virtio"}
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
