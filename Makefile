@@ -40,14 +40,16 @@ lint:
 	$(GO) vet ./...
 
 # Unit tests, e2e tests against real QEMU, qemu-ga and kernels, and a short
-# run of every fuzz target.
+# run of every fuzz target. Packages run one at a time (-p 1): their e2e
+# tests boot guests whose timing must not compete for the 2 cores.
 test: deps lint build
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) ./qmp
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./guestagent
+	$(GO) test -run '^$$' -fuzz '^FuzzApplySeries$$' -fuzztime $(FUZZTIME) ./kernels
 
 # Timings as benchmarks (never as test assertions): boot to agent-ready,
 # surprise removal to DEVICE_DELETED, hang detection latency, and the
@@ -57,3 +59,46 @@ bench: deps
 
 clean-cache:
 	rm -rf "$${YANK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/yank}"
+
+# --- Suites (suites/, issue 6) ----------------------------------------------
+# `go test ./suites/...` (part of `make test`) runs the smoke subset; `make
+# matrix` runs every kernel x scenario x offset x repeat with guests in
+# parallel and writes JUnit, Ginkgo JSON and an HTML heatmap report to
+# $(MATRIX_OUT). Knobs: KERNELS=stock,rfc-v3,/path/bzImage (default: the
+# kernels in suites/expect/expectations.json), SCENARIOS=, OFFSETS=1s,2s
+# (default: each scenario's own), REPEATS, PROCS (guests at once), SEED,
+# JITTER=100ms, LABELS (a Ginkgo label filter, e.g. 'scenario:unbind-race').
+PROCS ?= 2
+REPEATS ?= 3
+SEED ?=
+MATRIX_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
+MATRIX_OUT ?= artifacts/matrix-$(MATRIX_STAMP)
+MATRIX_ARGS = -yank.matrix -yank.repeats=$(REPEATS) -yank.artifacts=$(abspath $(MATRIX_OUT))/artifacts \
+	$(if $(KERNELS),-yank.kernels=$(KERNELS)) $(if $(SCENARIOS),-yank.scenarios=$(SCENARIOS)) \
+	$(if $(OFFSETS),-yank.offsets=$(OFFSETS)) $(if $(JITTER),-yank.jitter=$(JITTER))
+
+.PHONY: matrix smoke report-deps
+
+# Debian's chromium, for the report's screenshot test (suites/report).
+report-deps:
+	@if ! command -v chromium >/dev/null; then \
+		echo "report-deps: installing chromium"; SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+# make test needs chromium too (the screenshot test fails in CI without it).
+test: report-deps
+
+smoke: deps
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./suites/... -args -ginkgo.v
+
+matrix: deps report-deps build
+	@mkdir -p $(MATRIX_OUT)
+	@echo "matrix: output in $(MATRIX_OUT)"
+	ginkgo -p --procs=$(PROCS) --timeout=6h --poll-progress-after=90s $(if $(SEED),--seed=$(SEED)) \
+		$(if $(LABELS),--label-filter='$(LABELS)') \
+		--output-dir=$(MATRIX_OUT) --junit-report=junit.xml --json-report=report.json \
+		./suites/hotunplug -- $(MATRIX_ARGS); rc=$$?; \
+	$(GO) run ./suites/cmd/report -title "yank matrix $(MATRIX_STAMP)" -o $(MATRIX_OUT)/report.html \
+		-junit $(MATRIX_OUT)/junit.xml $(MATRIX_OUT)/report.json || rc=1; \
+	echo "matrix: $(abspath $(MATRIX_OUT))/report.html"; exit $$rc

@@ -143,6 +143,13 @@ func TestVerdictJSON(t *testing.T) {
 			t.Errorf("verdict JSON lacks %s: %s", want, b)
 		}
 	}
+	var back Verdict
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Params != v.Params || back.Outcome != Hang || back.StuckTask.PID != 60 || back.RequestedOffset != v.RequestedOffset {
+		t.Fatalf("verdict JSON does not round-trip: %+v", back)
+	}
 	if !strings.Contains(v.Summary(), "sh (pid 60)") {
 		t.Errorf("summary: %s", v.Summary())
 	}

@@ -97,6 +97,34 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String()})
 }
 
+// UnmarshalJSON reads what MarshalJSON writes, so verdict.json decodes
+// back into a Verdict.
+func (p *Params) UnmarshalJSON(b []byte) error {
+	type plain Params
+	var aux struct {
+		plain
+		Offset, StallWindow, Settle, Budget, ProbeInterval string
+	}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	*p = Params(aux.plain)
+	for _, f := range []struct {
+		s string
+		d *time.Duration
+	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}} {
+		if f.s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.s)
+		if err != nil {
+			return fmt.Errorf("params: %w", err)
+		}
+		*f.d = d
+	}
+	return nil
+}
+
 // Summary is a one-line description for tables.
 func (v Verdict) Summary() string {
 	switch v.Outcome {

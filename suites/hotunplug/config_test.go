@@ -1,0 +1,121 @@
+package hotunplug_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/suites/expect"
+	_ "github.com/yank-dev/yank/suites/internal/flags" // defines the -yank.* flags read here
+	"github.com/yank-dev/yank/suites/plan"
+)
+
+// setting returns a flag's value, or the environment's when the flag was
+// not given on the command line.
+func setting(name, env string) string {
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	if v := os.Getenv(env); !given && v != "" {
+		return v
+	}
+	return flag.Lookup(name).Value.String()
+}
+
+// config is the suite's knobs, resolved.
+type config struct {
+	opts      plan.Options
+	artifacts string // "" = temp dir
+	matrix    bool
+	timeout   time.Duration
+}
+
+// loadConfig reads the flags (and environment); seed is Ginkgo's, used
+// when -yank.seed is not set, so all parallel processes agree on it.
+func loadConfig(ginkgoSeed int64) (config, error) {
+	var c config
+	m := expect.Default
+	list := setting("yank.kernels", "YANK_KERNELS")
+	if one := setting("yank.kernel", "YANK_KERNEL"); one != "" {
+		if list == "" {
+			list = one
+		} else {
+			list += "," + one
+		}
+	}
+	if list == "" {
+		list = strings.Join(m.KernelNames(), ",")
+	}
+	ks, err := plan.ParseKernels(list)
+	if err != nil {
+		return c, err
+	}
+	var scs []scenario.Scenario
+	names := setting("yank.scenarios", "YANK_SCENARIOS")
+	if names == "" {
+		scs = scenario.All()
+	}
+	for _, n := range strings.Split(names, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			sc, err := scenario.Lookup(n)
+			if err != nil {
+				return c, err
+			}
+			scs = append(scs, sc)
+		}
+	}
+	var offsets []time.Duration
+	for _, o := range strings.Split(setting("yank.offsets", "YANK_OFFSETS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			d, err := time.ParseDuration(o)
+			if err != nil {
+				return c, fmt.Errorf("-yank.offsets: %q: %w (write it like 1.5s)", o, err)
+			}
+			if d < 0 || d > scenario.MaxOffset {
+				return c, fmt.Errorf("-yank.offsets: %s out of range 0s..%s", d, scenario.MaxOffset)
+			}
+			offsets = append(offsets, d)
+		}
+	}
+	repeats, err := strconv.Atoi(setting("yank.repeats", "YANK_REPEATS"))
+	if err != nil {
+		return c, fmt.Errorf("-yank.repeats: %w", err)
+	}
+	if repeats == 0 {
+		repeats = 1
+	}
+	seed, err := strconv.ParseInt(setting("yank.seed", "YANK_SEED"), 10, 64)
+	if err != nil {
+		return c, fmt.Errorf("-yank.seed: %w", err)
+	}
+	if seed == 0 {
+		seed = ginkgoSeed
+	}
+	jitter, err := time.ParseDuration(setting("yank.jitter", "YANK_JITTER"))
+	if err != nil {
+		return c, fmt.Errorf("-yank.jitter: %w", err)
+	}
+	fallback, err := expect.ParseClass(setting("yank.expect", "YANK_EXPECT"))
+	if err != nil {
+		return c, fmt.Errorf("-yank.expect: %w", err)
+	}
+	c.timeout, err = time.ParseDuration(setting("yank.spec-timeout", "YANK_SPEC_TIMEOUT"))
+	if err != nil {
+		return c, fmt.Errorf("-yank.spec-timeout: %w", err)
+	}
+	if a := setting("yank.artifacts", "YANK_ARTIFACTS"); a != "" {
+		if c.artifacts, err = filepath.Abs(a); err != nil {
+			return c, err
+		}
+	}
+	c.matrix = flag.Lookup("yank.matrix").Value.String() == "true" || os.Getenv("YANK_MATRIX") == "1"
+	c.opts = plan.Options{
+		Kernels: ks, Scenarios: scs, Offsets: offsets, Repeats: repeats,
+		Seed: seed, Jitter: jitter, Manifest: m, Fallback: fallback,
+	}
+	return c, nil
+}

@@ -1,0 +1,45 @@
+package hotunplug_test
+
+import (
+	"fmt"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/yank-dev/yank/suites/plan"
+)
+
+// The suite's resolved knobs and its planned trials, set before RunSpecs
+// builds the spec tree from them.
+var (
+	cfg    config
+	trials []plan.Trial
+)
+
+// smokeFilter is the label filter when none is given and -yank.matrix is
+// not set: the subset that fits CI's time budget.
+const smokeFilter = "smoke"
+
+func TestHotunplug(t *testing.T) {
+	RegisterFailHandler(Fail)
+	suiteConfig, reporterConfig := GinkgoConfiguration()
+	var err error
+	if cfg, err = loadConfig(suiteConfig.RandomSeed); err != nil {
+		t.Fatalf("hotunplug suite: %v", err)
+	}
+	if trials, err = plan.Build(cfg.opts); err != nil {
+		t.Fatalf("hotunplug suite: %v", err)
+	}
+	// One seed for yank's jitter and Ginkgo's order, which shuffles every
+	// spec (not just containers) so trial order is not kernel by kernel.
+	suiteConfig.RandomSeed = cfg.opts.Seed
+	suiteConfig.RandomizeAllSpecs = true
+	// A plain `go test` runs the smoke subset; a dry run lists everything,
+	// and a label filter or focus given by the user means what it says.
+	chosen := suiteConfig.LabelFilter != "" || len(suiteConfig.FocusStrings) > 0 || len(suiteConfig.FocusFiles) > 0
+	if !chosen && !cfg.matrix && !suiteConfig.DryRun {
+		suiteConfig.LabelFilter = smokeFilter
+	}
+	RunSpecs(t, fmt.Sprintf("hotunplug (seed %d)", cfg.opts.Seed), suiteConfig, reporterConfig)
+}

@@ -1,0 +1,28 @@
+// Package flags defines the hotunplug suite's -yank.* flags and, by
+// importing Ginkgo, its -ginkgo.* flags, for every test binary under
+// suites/. `go test ./suites/... -args -yank.kernels=...` hands the same
+// flags to every package there; a package that did not define them would
+// fail with "flag provided but not defined". The suite reads the values
+// with flag.Lookup, falling back to the environment variable each names.
+package flags
+
+import (
+	"flag"
+	"time"
+
+	_ "github.com/onsi/ginkgo/v2" // registers the -ginkgo.* flags
+)
+
+func init() {
+	flag.String("yank.kernels", "", "comma-separated kernels: variants (stock,rfc-v3), bzImage paths or name=path (env YANK_KERNELS; default: every kernel in suites/expect/expectations.json)")
+	flag.String("yank.kernel", "", "one more kernel: a bzImage path or name=path (env YANK_KERNEL); replaces the default list")
+	flag.String("yank.scenarios", "", "comma-separated scenarios (env YANK_SCENARIOS; default: all)")
+	flag.String("yank.offsets", "", "comma-separated removal offsets for every scenario, e.g. 0.5s,1s,2s (env YANK_OFFSETS; default: each scenario's own)")
+	flag.Int("yank.repeats", 0, "trials per kernel x scenario x offset (env YANK_REPEATS; default 1)")
+	flag.Int64("yank.seed", 0, "seed for the trial order and offset jitter (env YANK_SEED; default: Ginkgo's --seed)")
+	flag.Duration("yank.jitter", 0, "move each trial's offset by a seeded amount in [-jitter, +jitter] (env YANK_JITTER)")
+	flag.String("yank.expect", "", "expectation for kernels not in the manifest: bad, fixed or none (env YANK_EXPECT; default none: report verdicts, fail only on CRASH or INFRA-ERROR)")
+	flag.String("yank.artifacts", "", "evidence dir, kept (env YANK_ARTIFACTS; default: a temp dir keeping only failed trials' evidence)")
+	flag.Bool("yank.matrix", false, "with no label filter, run every planned trial instead of the smoke subset (env YANK_MATRIX=1)")
+	flag.Duration("yank.spec-timeout", 5*time.Minute, "timeout of one trial's spec (env YANK_SPEC_TIMEOUT)")
+}

@@ -1,0 +1,182 @@
+// Package plan turns the suite's knobs (kernels, scenarios, offsets,
+// repeats, seed) into the list of trials the Ginkgo table runs. Every
+// parallel Ginkgo process builds the same list from the same knobs, so the
+// list must be a pure function of them.
+package plan
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/suites/expect"
+)
+
+// Kernel is a kernel as the user named it: a variant ("stock") or a
+// bzImage path, optionally named ("mine=/src/linux/arch/x86/boot/bzImage").
+type Kernel struct {
+	Name string // report and label name
+	Path string // bzImage path; "" for a variant
+}
+
+// Ref is what kernels.Resolve takes.
+func (k Kernel) Ref() string {
+	if k.Path != "" {
+		return k.Path
+	}
+	return k.Name
+}
+
+// ParseKernels reads a comma-separated list of variants, paths and
+// name=path pairs.
+func ParseKernels(list string) ([]Kernel, error) {
+	var out []Kernel
+	seen := map[string]bool{}
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		var k Kernel
+		name, path, named := strings.Cut(f, "=")
+		switch {
+		case named:
+			if name = strings.TrimSpace(name); name == "" || strings.ContainsAny(name, "/&|!,() ") {
+				return nil, fmt.Errorf("kernel %q: the name before = must be a plain word", f)
+			}
+			k = Kernel{Name: name, Path: strings.TrimSpace(path)}
+		case strings.Contains(f, "/"):
+			// An unnamed path is named after itself, made label-safe.
+			abs, err := filepath.Abs(f)
+			if err != nil {
+				return nil, err
+			}
+			k = Kernel{Name: LabelSafe(strings.TrimPrefix(abs, "/")), Path: abs}
+		default:
+			k = Kernel{Name: f}
+		}
+		if seen[k.Name] {
+			return nil, fmt.Errorf("kernel %s named twice", k.Name)
+		}
+		seen[k.Name] = true
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// LabelSafe replaces the characters Ginkgo labels may not hold.
+func LabelSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune("&|!,()/ :", r) {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// Options are the knobs.
+type Options struct {
+	Kernels   []Kernel
+	Scenarios []scenario.Scenario
+	Offsets   []time.Duration // empty: each scenario's own sweep
+	Repeats   int
+	Seed      int64
+	// Seed drives the jitter.
+	// Jitter moves each trial's offset by a seeded random amount in
+	// [-Jitter, +Jitter], so repeats probe around the nominal offset.
+	Jitter   time.Duration
+	Manifest *expect.Manifest
+	Fallback expect.Class // expectations for kernels missing from the manifest
+}
+
+// Trial is one planned spec.
+type Trial struct {
+	Kernel   Kernel
+	Scenario scenario.Scenario
+	Nominal  time.Duration // the offset the heatmap column and the expectation use
+	Offset   time.Duration // the offset actually requested (Nominal + jitter)
+	Repeat   int           // 1-based
+	Expect   expect.Expectation
+	Class    expect.Class
+	Smoke    bool
+}
+
+// Name is the spec text: unique and stable for a given set of knobs.
+func (t Trial) Name() string {
+	s := fmt.Sprintf("%s %s @%s #%d", t.Kernel.Name, t.Scenario.Name, t.Nominal, t.Repeat)
+	if t.Offset != t.Nominal {
+		s += fmt.Sprintf(" (at %s)", t.Offset)
+	}
+	return s
+}
+
+// Labels are the Ginkgo labels: kernel:<k>, scenario:<s>, removal:<r>,
+// offset:<o>, expect:<class> and smoke for the CI subset.
+func (t Trial) Labels() []string {
+	l := []string{
+		"kernel:" + LabelSafe(t.Kernel.Name),
+		"scenario:" + t.Scenario.Name,
+		"removal:" + string(t.Scenario.Removal),
+		"offset:" + t.Nominal.String(),
+		"expect:" + string(t.Class),
+	}
+	if t.Smoke {
+		l = append(l, "smoke")
+	}
+	return l
+}
+
+// Build expands the knobs into trials. The seed drives the offset jitter;
+// the run order is Ginkgo's, shuffled by the same seed (Ginkgo sorts specs
+// that share a code location by their text, so an order set here would be
+// lost).
+func Build(o Options) ([]Trial, error) {
+	if o.Repeats < 1 {
+		return nil, fmt.Errorf("repeats %d: want at least 1", o.Repeats)
+	}
+	if len(o.Kernels) == 0 {
+		return nil, fmt.Errorf("no kernels given")
+	}
+	m := o.Manifest
+	if m == nil {
+		m = expect.Default
+	}
+	var trials []Trial
+	for _, k := range o.Kernels {
+		class := o.Fallback
+		if mk, ok := m.Kernels[k.Name]; ok {
+			class = mk.Expect
+		}
+		if class == "" {
+			class = expect.None
+		}
+		for _, sc := range o.Scenarios {
+			offsets := o.Offsets
+			if len(offsets) == 0 {
+				for _, d := range sc.Offsets {
+					offsets = append(offsets, time.Duration(d))
+				}
+			}
+			for _, off := range offsets {
+				for r := 1; r <= o.Repeats; r++ {
+					trials = append(trials, Trial{
+						Kernel: k, Scenario: sc, Nominal: off, Offset: off, Repeat: r, Class: class,
+						Expect: m.For(k.Name, o.Fallback, sc.Name, off),
+						Smoke:  m.IsSmoke(k.Name, sc.Name, off),
+					})
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x79616e6b)) // "yank"
+	for i := range trials {
+		if o.Jitter > 0 {
+			j := time.Duration(rng.Int64N(int64(2*o.Jitter)+1)) - o.Jitter
+			trials[i].Offset = max(0, trials[i].Nominal+j).Round(time.Millisecond)
+		}
+	}
+	return trials, nil
+}

@@ -1,0 +1,139 @@
+package plan
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/suites/expect"
+)
+
+func TestParseKernels(t *testing.T) {
+	ks, err := ParseKernels(" stock, rfc-v3,mine=/src/bzImage,/tmp/x/bzImage,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Kernel{{"stock", ""}, {"rfc-v3", ""}, {"mine", "/src/bzImage"}, {"tmp_x_bzImage", "/tmp/x/bzImage"}}
+	if !slices.Equal(ks, want) {
+		t.Errorf("got %v, want %v", ks, want)
+	}
+	if ks[2].Ref() != "/src/bzImage" || ks[0].Ref() != "stock" {
+		t.Errorf("Ref: %s %s", ks[2].Ref(), ks[0].Ref())
+	}
+	for _, bad := range []string{"stock,stock", "a/b=/x", "=/x"} {
+		if _, err := ParseKernels(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func options(t *testing.T) Options {
+	var scs []scenario.Scenario
+	for _, n := range []string{"unbind-race", "surprise-idle"} {
+		sc, err := scenario.Lookup(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scs = append(scs, sc)
+	}
+	return Options{
+		Kernels:   []Kernel{{Name: "stock"}, {Name: "mine", Path: "/x/bzImage"}},
+		Scenarios: scs, Repeats: 2, Seed: 42,
+	}
+}
+
+func TestBuildExpandsAndLabels(t *testing.T) {
+	trials, err := Build(options(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 kernels x (unbind-race at 1s,2s + surprise-idle at 0s) x 2 repeats.
+	if len(trials) != 12 {
+		t.Fatalf("%d trials, want 12", len(trials))
+	}
+	names := map[string]bool{}
+	for _, tr := range trials {
+		if names[tr.Name()] {
+			t.Errorf("duplicate spec %s", tr.Name())
+		}
+		names[tr.Name()] = true
+	}
+	find := func(name string) Trial {
+		for _, tr := range trials {
+			if tr.Name() == name {
+				return tr
+			}
+		}
+		t.Fatalf("no trial %s in %v", name, names)
+		return Trial{}
+	}
+	s := find("stock unbind-race @2s #1")
+	if got := strings.Join(s.Labels(), " "); got != "kernel:stock scenario:unbind-race removal:surprise offset:2s expect:bad smoke" {
+		t.Errorf("labels: %s", got)
+	}
+	if s.Expect.String() != "HANG unbind-del_gendisk" {
+		t.Errorf("expect: %s", s.Expect)
+	}
+	if s := find("stock unbind-race @1s #2"); s.Smoke {
+		t.Error("1s is not smoke")
+	}
+	m := find("mine surprise-idle @0s #1")
+	if m.Expect.Known || m.Class != expect.None || !m.Smoke {
+		t.Errorf("user kernel: %+v", m)
+	}
+}
+
+func TestJitter(t *testing.T) {
+	o := options(t)
+	o.Jitter = 100 * time.Millisecond
+	a, _ := Build(o)
+	b, _ := Build(o)
+	moved := 0
+	for i := range a {
+		if a[i].Offset != b[i].Offset {
+			t.Fatal("jitter not reproducible")
+		}
+		d := a[i].Offset - a[i].Nominal
+		if a[i].Nominal > 0 && (d < -o.Jitter || d > o.Jitter) {
+			t.Errorf("%s: jitter %s out of range", a[i].Name(), d)
+		}
+		if a[i].Offset < 0 {
+			t.Errorf("%s: negative offset", a[i].Name())
+		}
+		if d != 0 {
+			moved++
+			if !strings.Contains(a[i].Name(), "(at ") {
+				t.Errorf("%s: jittered name lacks the actual offset", a[i].Name())
+			}
+		}
+	}
+	if moved == 0 {
+		t.Error("nothing jittered")
+	}
+	o.Seed++
+	c, _ := Build(o)
+	same := 0
+	for i := range a {
+		if a[i].Offset == c[i].Offset {
+			same++
+		}
+	}
+	if same == len(a) {
+		t.Error("another seed, the same jitter")
+	}
+}
+
+func TestBuildRejects(t *testing.T) {
+	o := options(t)
+	o.Repeats = 0
+	if _, err := Build(o); err == nil {
+		t.Error("0 repeats accepted")
+	}
+	o = options(t)
+	o.Kernels = nil
+	if _, err := Build(o); err == nil {
+		t.Error("no kernels accepted")
+	}
+}

@@ -1,0 +1,78 @@
+package report
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/joshdk/go-junit"
+)
+
+// Command is `yank report` (and `go run ./suites/cmd/report`): it writes
+// the HTML matrix report from Ginkgo JSON reports and/or dirs of
+// verdict.json files, and checks a JUnit report with a real JUnit parser
+// when asked.
+func Command(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "report.html", "HTML file to write")
+	title := fs.String("title", "yank matrix", "page title")
+	junitFile := fs.String("junit", "", "also parse this JUnit XML report and print its totals (fails if it does not parse)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: yank report [-o report.html] [-junit junit.xml] REPORT.json|ARTIFACTS-DIR...\n\n"+
+			"Reads Ginkgo JSON reports of suites/hotunplug (--json-report) and dirs of trial\n"+
+			"artifacts (verdict.json files, e.g. from yank run) and writes an HTML page: per\n"+
+			"scenario a kernel x offset heatmap of hang rates with trial counts, and every\n"+
+			"trial's verdict, stuck stack and evidence files.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errors.New("report: give at least one Ginkgo JSON report or artifacts dir")
+	}
+	if *junitFile != "" {
+		suites, err := junit.IngestFile(*junitFile)
+		if err != nil {
+			return fmt.Errorf("report: %s is not valid JUnit: %w", *junitFile, err)
+		}
+		var t junit.Totals
+		for _, s := range suites {
+			t.Tests += s.Totals.Tests
+			t.Passed += s.Totals.Passed
+			t.Failed += s.Totals.Failed
+			t.Skipped += s.Totals.Skipped
+			t.Error += s.Totals.Error
+		}
+		fmt.Fprintf(stdout, "junit %s: %d suites, %d tests: %d passed, %d failed, %d errors, %d skipped\n",
+			*junitFile, len(suites), t.Tests, t.Passed, t.Failed, t.Error, t.Skipped)
+	}
+	in, err := Load(fs.Args()...)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if len(in.Records) == 0 {
+		return fmt.Errorf("report: no trials found in %v", fs.Args())
+	}
+	m := Build(in, filepath.Dir(*out))
+	m.Title = *title
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	if err := Render(f, m); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "report %s: %d trials, %d unexpected\n", *out, m.Total, m.Problems)
+	WriteTimings(stdout, m.Timings)
+	return nil
+}

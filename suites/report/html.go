@@ -1,0 +1,40 @@
+package report
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/yank-dev/yank/scenario"
+)
+
+//go:embed report.html.tmpl
+var pageTemplate string
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{
+	"heat":  heat,
+	"dur":   func(d scenario.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
+	"ms":    func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"lower": func(o scenario.Outcome) string { return strings.ToLower(string(o)) },
+	"trial": func(m Model, i int) Trial { return m.Trials[i] },
+	"join":  func(s []string) string { return strings.Join(s, ", ") },
+	"seeds": func(s []int64) string {
+		var out []string
+		for _, v := range s {
+			out = append(out, fmt.Sprint(v))
+		}
+		return strings.Join(out, ", ")
+	},
+}).Parse(pageTemplate))
+
+// heat colours a hang rate: green (none hung) through amber to red (all).
+func heat(c *Cell) template.CSS {
+	hue := 120 * (1 - c.Rate())
+	return template.CSS(fmt.Sprintf("background: hsl(%.0f, 65%%, 72%%)", hue))
+}
+
+// Render writes the report page.
+func Render(w io.Writer, m Model) error { return page.Execute(w, m) }

@@ -1,0 +1,84 @@
+// Package report turns trial results (the Ginkgo JSON report of the
+// hotunplug suite, or verdict.json files from `yank run`) into a matrix
+// report: per scenario, a kernel x offset heatmap of hang rates with trial
+// counts, and every trial's evidence one click away.
+package report
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/yank-dev/yank/scenario"
+)
+
+// EntryName is the Ginkgo report entry that carries a Record.
+const EntryName = "yank.trial"
+
+// Record is one trial as the report sees it. The hotunplug suite attaches
+// it to its spec with AddReportEntry(EntryName, record).
+type Record struct {
+	Kernel   string `json:"kernel"`
+	Scenario string `json:"scenario"`
+	Removal  string `json:"removal"`
+	// Offset is the nominal offset: the heatmap column. The verdict's
+	// requested_offset differs from it when the suite jitters offsets.
+	Offset scenario.Duration `json:"offset"`
+	Repeat int               `json:"repeat"`
+	Seed   int64             `json:"seed"`
+	// Expect is "HANG <classification>", "PASS" or "unknown".
+	Expect string `json:"expect"`
+	// Problem says why the trial did not meet its expectation; "" = met.
+	Problem string           `json:"problem,omitempty"`
+	Verdict scenario.Verdict `json:"verdict"`
+
+	// Filled in by the loaders, not by the suite.
+	Spec  string `json:"spec,omitempty"`  // Ginkgo spec text
+	State string `json:"state,omitempty"` // Ginkgo spec state (passed, failed, timedout...)
+}
+
+// Hung reports whether the trial ended in a HANG.
+func (r Record) Hung() bool { return r.Verdict.Outcome == scenario.Hang }
+
+// UnmarshalJSON decodes a Record around scenario.Params, whose JSON form
+// (durations as strings) does not decode back into Params.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	type plain Record
+	var in struct {
+		plain
+		Verdict json.RawMessage `json:"verdict"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*r = Record(in.plain)
+	if len(in.Verdict) > 0 {
+		v, err := DecodeVerdict(in.Verdict)
+		if err != nil {
+			return err
+		}
+		r.Verdict = v
+	}
+	return nil
+}
+
+// DecodeVerdict reads a verdict.json. Params are read back field by field
+// where they parse and otherwise left zero: the report does not need them.
+func DecodeVerdict(b []byte) (scenario.Verdict, error) {
+	var in struct {
+		scenario.Verdict
+		Params json.RawMessage `json:"params"` // shadows Verdict.Params
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return scenario.Verdict{}, err
+	}
+	v := in.Verdict
+	var p struct {
+		Offset string
+		CPUs   int
+	}
+	if json.Unmarshal(in.Params, &p) == nil {
+		v.Params.Offset, _ = time.ParseDuration(p.Offset)
+		v.Params.CPUs = p.CPUs
+	}
+	return v, nil
+}
