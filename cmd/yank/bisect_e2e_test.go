@@ -27,6 +27,7 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cleanNewCacheEntries(t, "trees", "kernels")
 	repo := filepath.Join(t.TempDir(), "linux")
 	t.Logf("making the fixture repository in %s", repo)
 	// Hard-link the cached source (fast) and drop its build dir; every file
@@ -37,6 +38,7 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	git("init", "-q")
 	git("config", "user.email", "yank@example.org")
 	git("config", "user.name", "yank test")
+	git("config", "gc.auto", "0") // no background repack competing with the builds
 	// Debian's tree ignores everything at the top level; track it all.
 	writeFile(t, filepath.Join(repo, ".gitignore"), "")
 	git("add", "-A")
@@ -91,6 +93,33 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	if !strings.Contains(report, "skip") || !strings.Contains(report, "bad") || !strings.Contains(report, "good") {
 		t.Fatalf("bisect-report lacks good, bad and skip steps:\n%s", report)
 	}
+}
+
+// cleanNewCacheEntries removes, at test end, the cache entries the test's
+// throwaway commits created (each commit's kernel, and the tree's object
+// dir), so repeated runs do not fill the disk.
+func cleanNewCacheEntries(t *testing.T, subdirs ...string) {
+	root, err := kernels.CacheRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[string]bool{}
+	for _, sub := range subdirs {
+		entries, _ := os.ReadDir(filepath.Join(root, sub))
+		for _, e := range entries {
+			before[filepath.Join(sub, e.Name())] = true
+		}
+	}
+	t.Cleanup(func() {
+		for _, sub := range subdirs {
+			entries, _ := os.ReadDir(filepath.Join(root, sub))
+			for _, e := range entries {
+				if rel := filepath.Join(sub, e.Name()); !before[rel] {
+					os.RemoveAll(filepath.Join(root, rel))
+				}
+			}
+		}
+	})
 }
 
 func buildYank(t *testing.T) string {
