@@ -7,10 +7,12 @@ BIN := bin/yank
 GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
 # Debian packages yank needs on the host: QEMU, the real guest agent and
 # busybox for the guest image, Debian's kernel (the "debian" variant and the
-# first guest before any build), kernel source and its build dependencies.
+# first guest before any build), kernel source and its build dependencies,
+# and libvirt (the libvirt backend's tests start their own libvirtd).
 APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 	linux-source-6.1 linux-image-amd64 build-essential bc bison flex \
-	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git
+	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git \
+	libvirt-daemon-system libvirt-clients
 TEST_TIMEOUT ?= 80m
 FUZZTIME ?= 10s
 

@@ -25,6 +25,9 @@ type Client struct {
 	r        *bufio.Reader
 	needSync bool // the reply stream may hold stale data
 
+	tr      Transport // set instead of a socket: one request per round trip
+	request []byte    // the request send queued for recv (transport only)
+
 	connMu sync.Mutex // guards conn for Close, which must not wait for mu
 }
 
@@ -83,6 +86,9 @@ func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	if c.tr != nil {
+		return c.tr.Close()
+	}
 	c.connMu.Lock()
 	defer c.connMu.Unlock()
 	if c.conn == nil {
@@ -138,6 +144,9 @@ func (c *Client) ready(ctx context.Context, command string) error {
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("guestagent: %s: not sent: %w", command, ctx.Err())
+	}
+	if c.tr != nil {
+		return nil // the transport keeps its own reply order
 	}
 	if c.conn == nil {
 		// Lost after EOF: one redial; Dial is the place for patient retries.
@@ -220,6 +229,10 @@ func (c *Client) send(ctx context.Context, command string, args any) error {
 		return fmt.Errorf("encoding request: %w", err)
 	}
 	c.log(slog.LevelDebug, "qga request", "cmd", command, "bytes", len(line))
+	if c.tr != nil {
+		c.request = line // recv makes the round trip
+		return nil
+	}
 	defer c.armDeadline(ctx)()
 	_, err = c.conn.Write(append(line, '\n'))
 	return err
@@ -227,6 +240,14 @@ func (c *Client) send(ctx context.Context, command string, args any) error {
 
 // recv reads the next reply line.
 func (c *Client) recv(ctx context.Context) (reply, error) {
+	if c.tr != nil {
+		line, err := c.tr.RoundTrip(ctx, c.request)
+		c.request = nil
+		if err != nil {
+			return reply{}, err
+		}
+		return decodeReply(line)
+	}
 	defer c.armDeadline(ctx)()
 	line, err := readLine(c.r)
 	if err != nil {
@@ -283,7 +304,7 @@ func (c *Client) syncError(ctx context.Context, err error) error {
 // the time spent, and marks the stream for resync: a late reply may still
 // be on its way.
 func (c *Client) ioError(ctx context.Context, command string, start time.Time, err error) error {
-	c.needSync = true
+	c.needSync = c.tr == nil
 	took := time.Since(start).Round(time.Millisecond)
 	switch {
 	case c.closed.Load():
@@ -310,5 +331,51 @@ func (c *Client) withDefault(ctx context.Context) (context.Context, context.Canc
 func (c *Client) log(level slog.Level, msg string, args ...any) {
 	if c.opts.logger != nil {
 		c.opts.logger.Log(context.Background(), level, msg, args...)
+	}
+}
+
+// Transport carries agent requests for a Client that does not own the
+// agent's socket, such as libvirt's agent passthrough (see
+// NewLibvirtTransport). It keeps reply order itself (libvirt syncs with
+// guest-sync before each command), so the Client never sends 0xFF or
+// guest-sync-delimited through it.
+type Transport interface {
+	// RoundTrip sends one request (a JSON object with "execute" and
+	// optional "arguments") and returns the agent's reply object
+	// ({"return": ...} or {"error": {"class": ..., "desc": ...}}). Timeouts
+	// wrap os.ErrDeadlineExceeded, a lost path to the agent wraps
+	// net.ErrClosed; it must return when ctx ends.
+	RoundTrip(ctx context.Context, request []byte) ([]byte, error)
+	Close() error
+}
+
+// DialTransport returns a client over t once the agent answers a
+// guest-ping, retrying until ctx ends (default: the client timeout): the
+// guest agent may still be starting.
+func DialTransport(ctx context.Context, t Transport, opts ...Option) (*Client, error) {
+	c := &Client{path: "transport", opts: defaultOptions(), tr: t}
+	for _, o := range opts {
+		o(&c.opts)
+	}
+	ctx, cancel := c.withDefault(ctx)
+	defer cancel()
+	start := time.Now()
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, max(c.opts.syncAttempt, 2*time.Second))
+		err := c.Do(attempt, "guest-ping", nil, nil)
+		cancelAttempt()
+		if err == nil {
+			c.log(slog.LevelInfo, "qga connected", "transport", fmt.Sprintf("%T", t), "took", time.Since(start))
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			t.Close()
+			return nil, fmt.Errorf("guestagent: %w: no reply to guest-ping within %v: %w (last error: %v)",
+				ErrAgentSilent, time.Since(start).Round(time.Millisecond), ctx.Err(), err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// LogDir keeps console.log and qemu.log outside the runtime dir so they
 	// survive Close (evidence). Default: inside the runtime dir.
 	LogDir string
+	// Backend runs the guest: nil or Local is a QEMU child process,
+	// a *Libvirt is a transient libvirt domain (see backend.go).
+	Backend Backend
 }
 
 // Machine is a running QEMU guest.
@@ -44,6 +47,10 @@ type Machine struct {
 	QMP     *qmp.Client
 	Agent   *guestagent.Client // set by WaitReady
 	Console *Console
+	// Backend is what runs this guest (Local or a *Libvirt).
+	Backend Backend
+
+	lv *libvirtGuest // set when Backend is libvirt
 
 	log     *slog.Logger
 	cmd     *exec.Cmd
@@ -72,9 +79,20 @@ func Boot(ctx context.Context, spec Spec, opts Options) (*Machine, error) {
 	return m, nil
 }
 
-// Start launches QEMU and connects to its QMP socket. The guest is still
-// booting when Start returns; use WaitReady.
-func Start(ctx context.Context, spec Spec, opts Options) (_ *Machine, err error) {
+// Start launches QEMU on opts.Backend (default Local) and connects to its
+// QMP monitor. The guest is still booting when Start returns; use
+// WaitReady.
+func Start(ctx context.Context, spec Spec, opts Options) (*Machine, error) {
+	b := opts.Backend
+	if b == nil {
+		b = Local
+	}
+	return b.start(ctx, spec, opts)
+}
+
+// startLocal runs QEMU as a child process with sockets in a private
+// runtime dir.
+func startLocal(ctx context.Context, spec Spec, opts Options) (_ *Machine, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -95,7 +113,7 @@ func Start(ctx context.Context, spec Spec, opts Options) (_ *Machine, err error)
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{Spec: spec, Paths: pathsIn(dir), Accel: accel, log: log.With("guest", spec.Name), exited: make(chan struct{})}
+	m := &Machine{Spec: spec, Paths: pathsIn(dir), Accel: accel, Backend: Local, log: log.With("guest", spec.Name), exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -250,7 +268,12 @@ func (m *Machine) WaitReady(ctx context.Context) error {
 		return fmt.Errorf("guest %s booted but its agent did not start: %s\nconsole tail:\n%s", m.Spec.Name, e.Item, m.Console.Tail(20))
 	}
 	m.log.Info("guest init ready", "after", e.Time.Sub(m.Started).Round(time.Millisecond))
-	agent, err := guestagent.Dial(ctx, m.Paths.Agent, guestagent.WithLogger(m.log))
+	var agent *guestagent.Client
+	if m.lv != nil {
+		agent, err = m.lv.dialAgent(ctx, m.log)
+	} else {
+		agent, err = guestagent.Dial(ctx, m.Paths.Agent, guestagent.WithLogger(m.log))
+	}
 	if err != nil {
 		if m.Exited() {
 			return m.diedError("while connecting to the agent")
@@ -282,8 +305,12 @@ func (m *Machine) ExitError() error {
 
 func (m *Machine) diedError(when string) error {
 	<-m.exited
-	return fmt.Errorf("QEMU for guest %s died %s (%v)\nqemu stderr:\n%s\nconsole tail:\n%s",
-		m.Spec.Name, when, m.exitErr, indent(m.stderr.String()), m.Console.Tail(20))
+	what := "qemu stderr"
+	if m.lv != nil {
+		what = "libvirt"
+	}
+	return fmt.Errorf("QEMU for guest %s died %s (%v)\n%s:\n%s\nconsole tail:\n%s",
+		m.Spec.Name, when, m.exitErr, what, indent(m.stderr.String()), m.Console.Tail(20))
 }
 
 // Shutdown asks QEMU to quit and waits for it; past ctx it kills QEMU.
@@ -303,8 +330,13 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	return m.Close()
 }
 
-// Kill stops QEMU at once (SIGKILL to its process group) and waits for it.
+// Kill stops QEMU at once (SIGKILL to its process group; on libvirt, a
+// destroy of the domain) and waits for it.
 func (m *Machine) Kill() {
+	if m.lv != nil {
+		m.lv.kill(m)
+		return
+	}
 	if m.cmd == nil || m.cmd.Process == nil || m.Exited() {
 		return
 	}
@@ -325,6 +357,9 @@ func (m *Machine) Close() error {
 		}
 		if m.Console != nil {
 			m.Console.close()
+		}
+		if m.lv != nil {
+			m.lv.close()
 		}
 		m.closeErr = os.RemoveAll(m.Paths.Dir)
 		if m.janitor != nil {

@@ -60,6 +60,7 @@ type Client struct {
 
 	conn    net.Conn
 	writeMu sync.Mutex
+	tr      Transport // set instead of conn when QMP goes through a Transport
 
 	mu       sync.Mutex
 	pending  map[string]chan reply
@@ -161,6 +162,11 @@ func (c *Client) Greeting() Greeting { return c.greeting }
 
 // Disconnect implements qmp.Monitor; it is safe to call more than once.
 func (c *Client) Disconnect() error {
+	if c.tr != nil {
+		err := c.tr.Close()
+		<-c.done
+		return err
+	}
 	if c.conn == nil {
 		return nil
 	}
@@ -292,6 +298,9 @@ func (c *Client) roundTrip(ctx context.Context, name string, msg map[string]json
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
+	}
+	if c.tr != nil {
+		return c.roundTripTransport(ctx, name, msg)
 	}
 	if c.conn == nil {
 		return reply{}, fmt.Errorf("qmp %s: %w (not connected)", name, ErrClosed)

@@ -27,6 +27,9 @@ type Trial struct {
 	Artifacts string
 	Progress  io.Writer // one line per phase; nil = quiet
 	Hooks     Hooks
+	// Backend runs the guest: nil is a local QEMU process, a
+	// *machine.Libvirt a transient domain on a libvirtd.
+	Backend machine.Backend
 }
 
 // Hooks inject faults for yank's own tests (QEMU killed mid-trial, the
@@ -154,10 +157,14 @@ func (r *runner) boot(ctx context.Context) bool {
 	d.QueueSize, d.NumQueues = r.p.QueueSize, r.p.NumQueues
 	d.Throttle.BpsWrite = max(r.p.ThrottleBps, 0)
 	r.v.Timeline.Boot = time.Now()
-	r.note("booting %s", r.t.Kernel)
+	if r.t.Backend != nil && r.t.Backend != machine.Local {
+		r.note("booting %s on %s", r.t.Kernel, r.t.Backend.Name())
+	} else {
+		r.note("booting %s", r.t.Kernel)
+	}
 	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	m, err := machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: r.t.Artifacts})
+	m, err := machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: r.t.Artifacts, Backend: r.t.Backend})
 	if err != nil {
 		r.infra("boot failed: %v", err)
 		return false

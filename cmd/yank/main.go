@@ -21,6 +21,7 @@ usage: yank <command> [flags]
 commands:
   run       run scenarios on kernels and print a verdict table
   kernel    list, build and locate kernels (yank kernel -h)
+  libvirt   run the matrix on libvirt hosts: -host URI[#N] ... (yank libvirt -h)
   report    HTML matrix report from Ginkgo JSON reports or verdict.json dirs (yank report -h)
   bisect-run     for git bisect run: build HEAD, run trials, exit 0/1/125
   bisect-report  summarize the steps of a bisect
@@ -61,6 +62,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	switch cmd {
 	case "run":
 		return runCmd(ctx, rest, stdout, stderr)
+	case "libvirt":
+		return libvirtCmd(ctx, rest, stdout, stderr)
 	case "report":
 		return reportCmd(ctx, rest, stdout, stderr)
 	case "bisect-run":
