@@ -134,24 +134,8 @@ func libvirtQEMUArgs(s Spec) []string {
 		ports[rp.ID] = libvirtAlias(rp.ID)
 	}
 	for _, d := range s.Disks {
-		file := "null-" + d.ID
-		a = append(a, "-blockdev", fmt.Sprintf("driver=null-co,node-name=%s,size=%d,read-zeroes=on", file, int64(d.SizeMB)<<20))
-		drive := file
-		if d.Throttle.enabled() {
-			group, node := "tg-"+d.ID, "thr-"+d.ID
-			obj := "throttle-group,id=" + group
-			for _, kv := range []struct {
-				key string
-				v   int64
-			}{{"x-bps-write", d.Throttle.BpsWrite}, {"x-bps-read", d.Throttle.BpsRead}, {"x-iops-write", d.Throttle.IopsWrite}, {"x-iops-read", d.Throttle.IopsRead}} {
-				if kv.v > 0 {
-					obj += fmt.Sprintf(",%s=%d", kv.key, kv.v)
-				}
-			}
-			a = append(a, "-object", obj,
-				"-blockdev", fmt.Sprintf("driver=throttle,node-name=%s,throttle-group=%s,file=%s", node, group, file))
-			drive = node
-		}
+		backend, drive := diskBackendArgs(d)
+		a = append(a, backend...)
 		dev := map[string]any{"driver": "virtio-blk-pci", "id": d.ID, "bus": ports[d.Port], "drive": drive}
 		if d.QueueSize > 0 {
 			dev["queue-size"] = d.QueueSize

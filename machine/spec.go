@@ -240,24 +240,8 @@ func (s Spec) Args(p Paths, accel Accel) []string {
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s,bus=pcie.0,chassis=%d,slot=%d", rp.ID, rp.Chassis, rp.Slot))
 	}
 	for _, d := range s.Disks {
-		file := "null-" + d.ID
-		a = append(a, "-blockdev", fmt.Sprintf("driver=null-co,node-name=%s,size=%d,read-zeroes=on", file, int64(d.SizeMB)<<20))
-		drive := file
-		if d.Throttle.enabled() {
-			group, node := "tg-"+d.ID, "thr-"+d.ID
-			obj := "throttle-group,id=" + group
-			for _, kv := range []struct {
-				key string
-				v   int64
-			}{{"x-bps-write", d.Throttle.BpsWrite}, {"x-bps-read", d.Throttle.BpsRead}, {"x-iops-write", d.Throttle.IopsWrite}, {"x-iops-read", d.Throttle.IopsRead}} {
-				if kv.v > 0 {
-					obj += fmt.Sprintf(",%s=%d", kv.key, kv.v)
-				}
-			}
-			a = append(a, "-object", obj,
-				"-blockdev", fmt.Sprintf("driver=throttle,node-name=%s,throttle-group=%s,file=%s", node, group, file))
-			drive = node
-		}
+		backend, drive := diskBackendArgs(d)
+		a = append(a, backend...)
 		dev := fmt.Sprintf("virtio-blk-pci,id=%s,bus=%s,drive=%s", d.ID, d.Port, drive)
 		if d.QueueSize > 0 {
 			dev += fmt.Sprintf(",queue-size=%d", d.QueueSize)
@@ -268,6 +252,31 @@ func (s Spec) Args(p Paths, accel Accel) []string {
 		a = append(a, "-device", dev)
 	}
 	return append(a, s.ExtraArgs...)
+}
+
+// diskBackendArgs returns the -object/-blockdev arguments behind a disk
+// (null-co, optionally behind a throttle group) and the node name its
+// virtio-blk device uses as drive. Both backends pass these to QEMU as
+// they are: libvirt has no XML for null-co or throttle filters.
+func diskBackendArgs(d Disk) (args []string, drive string) {
+	file := "null-" + d.ID
+	args = []string{"-blockdev", fmt.Sprintf("driver=null-co,node-name=%s,size=%d,read-zeroes=on", file, int64(d.SizeMB)<<20)}
+	if !d.Throttle.enabled() {
+		return args, file
+	}
+	group, node := "tg-"+d.ID, "thr-"+d.ID
+	obj := "throttle-group,id=" + group
+	for _, kv := range []struct {
+		key string
+		v   int64
+	}{{"x-bps-write", d.Throttle.BpsWrite}, {"x-bps-read", d.Throttle.BpsRead}, {"x-iops-write", d.Throttle.IopsWrite}, {"x-iops-read", d.Throttle.IopsRead}} {
+		if kv.v > 0 {
+			obj += fmt.Sprintf(",%s=%d", kv.key, kv.v)
+		}
+	}
+	args = append(args, "-object", obj,
+		"-blockdev", fmt.Sprintf("driver=throttle,node-name=%s,throttle-group=%s,file=%s", node, group, file))
+	return args, node
 }
 
 // KVMUsable reports whether KVM can run guests here: /dev/kvm opens for

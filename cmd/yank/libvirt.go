@@ -69,24 +69,9 @@ func libvirtCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	var scenarios []scenario.Scenario
-	for _, name := range splitList(*scenariosFlag) {
-		s, err := scenario.Lookup(name)
-		if err != nil {
-			return err
-		}
-		scenarios = append(scenarios, s)
-	}
-	var offsets []time.Duration
-	for _, o := range splitList(*offsetsFlag) {
-		d, err := time.ParseDuration(o)
-		if err != nil {
-			return fmt.Errorf("libvirt: offset %q: %w (write it like 1.5s)", o, err)
-		}
-		if d < 0 || d > scenario.MaxOffset {
-			return fmt.Errorf("libvirt: offset %s out of range: want 0s to %s", d, scenario.MaxOffset)
-		}
-		offsets = append(offsets, d)
+	scenarios, offsets, err := parseSelection("libvirt", *scenariosFlag, *offsetsFlag)
+	if err != nil {
+		return err
 	}
 	dir := *artifacts
 	if dir == "" {

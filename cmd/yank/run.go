@@ -43,24 +43,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *repeat < 1 {
 		return fmt.Errorf("run: -repeat %d: want at least 1", *repeat)
 	}
-	var scenarios []scenario.Scenario
-	for _, name := range splitList(*scenariosFlag) {
-		s, err := scenario.Lookup(name)
-		if err != nil {
-			return err
-		}
-		scenarios = append(scenarios, s)
-	}
-	var offsets []time.Duration
-	for _, o := range splitList(*offsetsFlag) {
-		d, err := time.ParseDuration(o)
-		if err != nil {
-			return fmt.Errorf("run: offset %q: %w (write it like 1.5s)", o, err)
-		}
-		if d < 0 || d > scenario.MaxOffset {
-			return fmt.Errorf("run: offset %s out of range: want 0s to %s", d, scenario.MaxOffset)
-		}
-		offsets = append(offsets, d)
+	scenarios, offsets, err := parseSelection("run", *scenariosFlag, *offsetsFlag)
+	if err != nil {
+		return err
 	}
 	dir := *artifacts
 	if dir == "" {
@@ -131,6 +116,31 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New(fmt.Sprint(infra, " trial(s) could not be judged (INFRA-ERROR); see their artifacts"))
 	}
 	return nil
+}
+
+// parseSelection reads the -scenarios and -offsets flags shared by run and
+// libvirt; cmd names the command in errors.
+func parseSelection(cmd, scenariosFlag, offsetsFlag string) ([]scenario.Scenario, []time.Duration, error) {
+	var scenarios []scenario.Scenario
+	for _, name := range splitList(scenariosFlag) {
+		s, err := scenario.Lookup(name)
+		if err != nil {
+			return nil, nil, err
+		}
+		scenarios = append(scenarios, s)
+	}
+	var offsets []time.Duration
+	for _, o := range splitList(offsetsFlag) {
+		d, err := time.ParseDuration(o)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: offset %q: %w (write it like 1.5s)", cmd, o, err)
+		}
+		if d < 0 || d > scenario.MaxOffset {
+			return nil, nil, fmt.Errorf("%s: offset %s out of range: want 0s to %s", cmd, d, scenario.MaxOffset)
+		}
+		offsets = append(offsets, d)
+	}
+	return scenarios, offsets, nil
 }
 
 func splitList(s string) []string {
