@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/expect"
 	_ "github.com/yank-dev/yank/suites/internal/flags" // defines the -yank.* flags read here
@@ -26,12 +27,32 @@ func setting(name, env string) string {
 	return flag.Lookup(name).Value.String()
 }
 
+// libvirtPool parses -yank.libvirt ("" = no pool: local QEMU).
+func libvirtPool(list string) (*machine.Pool, error) {
+	var members []machine.PoolMember
+	for _, uri := range strings.Split(list, ",") {
+		if uri = strings.TrimSpace(uri); uri == "" {
+			continue
+		}
+		b, err := machine.ParseLibvirt(uri)
+		if err != nil {
+			return nil, fmt.Errorf("-yank.libvirt: %w", err)
+		}
+		members = append(members, machine.PoolMember{Backend: b})
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	return machine.NewPool(members...)
+}
+
 // config is the suite's knobs, resolved.
 type config struct {
 	opts      plan.Options
 	artifacts string // "" = temp dir
 	matrix    bool
 	timeout   time.Duration
+	pool      *machine.Pool // nil = local QEMU processes
 }
 
 // loadConfig reads the flags (and environment); seed is Ginkgo's, used
@@ -113,6 +134,9 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 		}
 	}
 	c.matrix = flag.Lookup("yank.matrix").Value.String() == "true" || os.Getenv("YANK_MATRIX") == "1"
+	if c.pool, err = libvirtPool(setting("yank.libvirt", "YANK_LIBVIRT")); err != nil {
+		return c, err
+	}
 	c.opts = plan.Options{
 		Kernels: ks, Scenarios: scs, Offsets: offsets, Repeats: repeats,
 		Seed: seed, Jitter: jitter, Manifest: m, Fallback: fallback,

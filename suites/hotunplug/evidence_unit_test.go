@@ -59,3 +59,16 @@ func TestTail(t *testing.T) {
 		t.Errorf("tail of a short file = %q", got)
 	}
 }
+
+func TestLibvirtPoolFlag(t *testing.T) {
+	if p, err := libvirtPool(""); err != nil || p != nil {
+		t.Fatalf("empty -yank.libvirt: %v %v, want no pool", p, err)
+	}
+	p, err := libvirtPool("qemu:///system#2, qemu+tcp://127.0.0.1/system")
+	if err != nil || p == nil || len(p.Backends()) != 2 || p.Capacity() != 3 {
+		t.Fatalf("got %v (%v)", p, err)
+	}
+	if _, err := libvirtPool("http://host#x"); err == nil {
+		t.Fatal("accepted a non-qemu URI")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/plan"
 	"github.com/yank-dev/yank/suites/report"
@@ -54,9 +55,17 @@ func runTrial(ctx SpecContext, t plan.Trial) {
 	p := &phases{}
 	DeferCleanup(AttachProgressReporter(p.Latest))
 
+	var backend machine.Backend // nil: a local QEMU process
+	if cfg.pool != nil {
+		b, release, err := cfg.pool.Acquire(ctx)
+		Expect(err).NotTo(HaveOccurred(), "no libvirt host can take the guest")
+		DeferCleanup(release)
+		backend = b
+	}
 	v, err := scenario.Run(ctx, scenario.Trial{
 		Scenario: t.Scenario, Params: scenario.Params{Offset: t.Offset},
 		KernelName: t.Kernel.Name, Kernel: g.Kernel, Initrd: g.Initrd, Artifacts: dir, Progress: p,
+		Backend: backend,
 	})
 	Expect(err).NotTo(HaveOccurred(), "the trial could not start")
 
