@@ -240,12 +240,8 @@ func (b *Libvirt) start(ctx context.Context, spec Spec, opts Options) (_ *Machin
 			m.Close()
 		}
 	}()
-	if opts.LogDir != "" {
-		if err := os.MkdirAll(opts.LogDir, 0o700); err != nil {
-			return nil, fmt.Errorf("log dir: %w", err)
-		}
-		m.Paths.Console = filepath.Join(opts.LogDir, "console.log")
-		m.Paths.QEMULog = filepath.Join(opts.LogDir, "qemu.log")
+	if err := m.useLogDir(opts.LogDir); err != nil {
+		return nil, err
 	}
 	if err := m.startDirJanitor(); err != nil {
 		return nil, err

@@ -119,12 +119,8 @@ func startLocal(ctx context.Context, spec Spec, opts Options) (_ *Machine, err e
 			m.Close()
 		}
 	}()
-	if opts.LogDir != "" {
-		if err := os.MkdirAll(opts.LogDir, 0o700); err != nil {
-			return nil, fmt.Errorf("log dir: %w", err)
-		}
-		m.Paths.Console = filepath.Join(opts.LogDir, "console.log")
-		m.Paths.QEMULog = filepath.Join(opts.LogDir, "qemu.log")
+	if err := m.useLogDir(opts.LogDir); err != nil {
+		return nil, err
 	}
 	if m.Console, err = newConsole(m.Paths.Console, opts.ConsoleEcho); err != nil {
 		return nil, err
@@ -169,6 +165,20 @@ func startLocal(ctx context.Context, spec Spec, opts Options) (_ *Machine, err e
 		return nil, err
 	}
 	return m, nil
+}
+
+// useLogDir moves console.log and qemu.log to dir (Options.LogDir), so
+// they outlive the runtime dir; "" keeps them in the runtime dir.
+func (m *Machine) useLogDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("log dir: %w", err)
+	}
+	m.Paths.Console = filepath.Join(dir, "console.log")
+	m.Paths.QEMULog = filepath.Join(dir, "qemu.log")
+	return nil
 }
 
 // resolveAccel picks the accelerator; $YANK_ACCEL (kvm, tcg) overrides auto.

@@ -77,26 +77,9 @@ func libvirtCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if dir == "" {
 		dir = filepath.Join("artifacts", "libvirt-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
-	var trials []MatrixTrial
-	for _, kname := range splitList(*kernelsFlag) {
-		g, err := prepareGuest(ctx, kname, stderr)
-		if err != nil {
-			return err
-		}
-		for _, sc := range scenarios {
-			offs := offsets
-			if len(offs) == 0 {
-				for _, o := range sc.Offsets {
-					offs = append(offs, time.Duration(o))
-				}
-			}
-			for _, off := range offs {
-				for rep := 1; rep <= *repeat; rep++ {
-					trials = append(trials, MatrixTrial{KernelName: g.name, Kernel: g.kernel, Initrd: g.initrd,
-						Scenario: sc, Params: scenario.Params{Offset: off, CPUs: *cpus}, Rep: rep})
-				}
-			}
-		}
+	trials, err := expandTrials(ctx, splitList(*kernelsFlag), scenarios, offsets, *repeat, *cpus, stderr)
+	if err != nil {
+		return err
 	}
 	var progress io.Writer
 	if *verbose {

@@ -65,37 +65,26 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		v                scenario.Verdict
 	}
 	var rows []row
-	for _, kname := range splitList(*kernelsFlag) {
-		g, err := prepareGuest(ctx, kname, stderr)
+	trials, err := expandTrials(ctx, splitList(*kernelsFlag), scenarios, offsets, *repeat, *cpus, stderr)
+	if err != nil {
+		return err
+	}
+	for _, tr := range trials {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		off := tr.Params.Offset
+		trialDir := filepath.Join(dir, safeName(tr.KernelName), tr.Scenario.Name, fmt.Sprintf("%s-r%d", off, tr.Rep))
+		fmt.Fprintf(stderr, "trial %s %s +%s (%d/%d) ...\n", tr.KernelName, tr.Scenario.Name, off, tr.Rep, *repeat)
+		v, err := scenario.Run(ctx, scenario.Trial{
+			Scenario: tr.Scenario, Params: tr.Params, KernelName: tr.KernelName,
+			Kernel: tr.Kernel, Initrd: tr.Initrd, Artifacts: trialDir, Progress: progress,
+		})
 		if err != nil {
 			return err
 		}
-		for _, sc := range scenarios {
-			offs := offsets
-			if len(offs) == 0 {
-				for _, o := range sc.Offsets {
-					offs = append(offs, time.Duration(o))
-				}
-			}
-			for _, off := range offs {
-				for rep := 1; rep <= *repeat; rep++ {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					trialDir := filepath.Join(dir, safeName(g.name), sc.Name, fmt.Sprintf("%s-r%d", off, rep))
-					fmt.Fprintf(stderr, "trial %s %s +%s (%d/%d) ...\n", g.name, sc.Name, off, rep, *repeat)
-					v, err := scenario.Run(ctx, scenario.Trial{
-						Scenario: sc, Params: scenario.Params{Offset: off, CPUs: *cpus}, KernelName: g.name,
-						Kernel: g.kernel, Initrd: g.initrd, Artifacts: trialDir, Progress: progress,
-					})
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(stderr, "  %s in %s: %s\n", v.Outcome, time.Duration(v.Duration).Round(100*time.Millisecond), v.Summary())
-					rows = append(rows, row{g.name, sc.Name, off, v})
-				}
-			}
-		}
+		fmt.Fprintf(stderr, "  %s in %s: %s\n", v.Outcome, time.Duration(v.Duration).Round(100*time.Millisecond), v.Summary())
+		rows = append(rows, row{tr.KernelName, tr.Scenario.Name, off, v})
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -141,6 +130,34 @@ func parseSelection(cmd, scenariosFlag, offsetsFlag string) ([]scenario.Scenario
 		offsets = append(offsets, d)
 	}
 	return scenarios, offsets, nil
+}
+
+// expandTrials prepares each kernel (building it if needed) and its image,
+// and lists its trials: every scenario at the given offsets (or the
+// scenario's own), repeat times each. Shared by run and libvirt.
+func expandTrials(ctx context.Context, kernelNames []string, scenarios []scenario.Scenario, offsets []time.Duration, repeat, cpus int, progress io.Writer) ([]MatrixTrial, error) {
+	var trials []MatrixTrial
+	for _, kname := range kernelNames {
+		g, err := prepareGuest(ctx, kname, progress)
+		if err != nil {
+			return nil, err
+		}
+		for _, sc := range scenarios {
+			offs := offsets
+			if len(offs) == 0 {
+				for _, o := range sc.Offsets {
+					offs = append(offs, time.Duration(o))
+				}
+			}
+			for _, off := range offs {
+				for rep := 1; rep <= repeat; rep++ {
+					trials = append(trials, MatrixTrial{KernelName: g.name, Kernel: g.kernel, Initrd: g.initrd,
+						Scenario: sc, Params: scenario.Params{Offset: off, CPUs: cpus}, Rep: rep})
+				}
+			}
+		}
+	}
+	return trials, nil
 }
 
 func splitList(s string) []string {
