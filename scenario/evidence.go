@@ -26,6 +26,16 @@ func (r *runner) finish() Verdict {
 	if r.v.Outcome == "" {
 		r.infra("internal error: trial ended without a verdict")
 	}
+	if r.m != nil {
+		r.v.Guest = guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
+		if r.v.Window == nil {
+			r.v.Window = r.window()
+		}
+		if rc := r.v.Guest.TriggerRC; rc != nil && *rc != 0 && r.t.Scenario.Trigger != TriggerNone {
+			// An unbind that returned an error did not run the race.
+			r.v.Reason += fmt.Sprintf(" [the %s trigger exited %d: see trigger.log]", r.t.Scenario.Trigger, *rc)
+		}
+	}
 	r.v.Timeline.Completed = time.Now()
 	r.v.Duration = Duration(r.v.Timeline.Completed.Sub(r.v.Started))
 	if r.t.Artifacts != "" {
@@ -61,12 +71,18 @@ func (r *runner) writeEvidence() error {
 	if r.m != nil {
 		var events strings.Builder
 		for _, e := range r.m.QMP.EventJournal().Snapshot() {
-			data, _ := json.Marshal(e.Item.Data)
+			data, err := json.Marshal(e.Item.Data)
+			if err != nil {
+				return fmt.Errorf("QMP event %s: %w", e.Item.Event, err)
+			}
 			qemuTime := time.Unix(e.Item.Timestamp.Seconds, e.Item.Timestamp.Microseconds*1000).UTC()
-			line, _ := json.Marshal(map[string]any{
+			line, err := json.Marshal(map[string]any{
 				"host_time": e.Time.UTC().Format(machine.TimeFormat), "qemu_time": qemuTime.Format(machine.TimeFormat),
 				"event": e.Item.Event, "data": e.Item.Data,
 			})
+			if err != nil {
+				return fmt.Errorf("QMP event %s: %w", e.Item.Event, err)
+			}
 			events.Write(append(line, '\n'))
 			entries = append(entries, timelineEntry{e.Time, "qmp", e.Item.Event + " " + string(data)})
 		}
@@ -87,7 +103,10 @@ func (r *runner) writeEvidence() error {
 	}
 	var stacks strings.Builder
 	for _, t := range r.v.Stuck {
-		fmt.Fprintf(&stacks, "pid %d %s (%s) state %s wchan %s\n", t.PID, t.Comm, t.Role, t.State, t.WChan)
+		fmt.Fprintf(&stacks, "pid %d %s (%s) state %s wchan %s, context switches %d -> %d\n", t.PID, t.Comm, t.Role, t.State, t.WChan, t.CtxtSwitches[0], t.CtxtSwitches[1])
+		if t.StackError != "" {
+			fmt.Fprintf(&stacks, "    (stack not read: %s)\n", t.StackError)
+		}
 		for _, f := range t.Stack {
 			fmt.Fprintf(&stacks, "    %s\n", f)
 		}

@@ -8,19 +8,34 @@ import (
 	"time"
 )
 
+// dWatch is what the probes saw of one task since it entered D state (or
+// last ran: a change in its context-switch count restarts the watch).
+type dWatch struct {
+	host   time.Time
+	uptime time.Duration // guest clock at the first probe
+	ctxt   int64
+	probes int
+}
+
 // observe probes the guest after the removal until it can say PASS or HANG
-// (or CRASH, or INFRA-ERROR when it cannot judge).
+// (or CRASH, or INFRA-ERROR when it cannot judge). A PASS whose cut missed
+// the scenario's window becomes MISSED (pass).
 //
-// HANG: a task stays in D state for StallWindow while the disk's completed
-// and in-flight I/O counters do not move. io_ticks keeps growing while
-// requests are stuck, so only completions and in-flight count as progress.
+// HANG is proven from inside the guest: a task stays in D state while its
+// context-switch count (/proc/PID/status) does not move, over StallWindow
+// of host time AND of the guest's own clock (/proc/uptime), seen by at
+// least minStallProbes probes (each one shows the guest was running), and
+// the disk's completed and in-flight counters do not move either (io_ticks
+// grows while stuck, so it does not count). A host starving the guest of
+// CPU slows the probes and so cannot make a hang out of a slow guest.
 // PASS: the device is gone from the guest, the trigger finished, no task
-// is in D state, and the host saw the removal complete, for Settle.
+// is in D state, the host saw the removal complete and the guest logged
+// the removal path, for Settle.
 func (r *runner) observe(ctx context.Context, removed *removalState) {
 	start := r.v.Timeline.Removal
-	lastProgress := start
+	lastProgress, lastProgressUp := start, time.Duration(-1)
 	lastCompletions := ""
-	dSince := map[int]time.Time{}
+	watch := map[int]*dWatch{}
 	var quietSince time.Time
 	failures := 0
 	var lastState guestState
@@ -52,45 +67,58 @@ func (r *runner) observe(ctx context.Context, removed *removalState) {
 		}
 		failures = 0
 		lastState = st
-		if st.Completions != lastCompletions {
-			lastCompletions, lastProgress = st.Completions, now
+		if st.Completions != lastCompletions || lastProgressUp < 0 {
+			lastCompletions, lastProgress, lastProgressUp = st.Completions, now, st.Uptime
 		}
-		for pid := range dSince {
+		for pid := range watch {
 			if _, still := st.DTasks[pid]; !still {
-				delete(dSince, pid)
+				delete(watch, pid)
 			}
 		}
-		for pid := range st.DTasks {
-			if _, ok := dSince[pid]; !ok {
-				dSince[pid] = now
+		for pid, t := range st.DTasks {
+			w, ok := watch[pid]
+			if !ok || w.ctxt != t.CtxtSwitches[1] {
+				// New in D state, or it ran since the last probe.
+				watch[pid] = &dWatch{host: now, uptime: st.Uptime, ctxt: t.CtxtSwitches[1], probes: 1}
+				continue
 			}
+			w.probes++
 		}
-		removalDone := false
-		select {
-		case <-removed.done:
-			removalDone = removed.err == nil
-		default:
+		removalDone, removalErr := removed.finished()
+		if removalDone && r.v.Removal != nil && r.v.Removal.Deleted.IsZero() {
+			r.v.Removal.Deleted = removed.deleted
 		}
-		if !st.DevicePresent && st.Trigger != "running" && len(st.DTasks) == 0 && removalDone {
+		pathSeen := r.removalPathSeen()
+		if !pathSeen && now.Sub(start) > r.p.RemovalProof {
+			r.infra("the guest never logged the %s removal path (%s) within %s of the removal: the removal did not reach the guest's pciehp",
+				r.t.Scenario.Removal, removalPathPattern(r.t.Scenario.Removal), r.p.RemovalProof)
+			return
+		}
+		if !st.DevicePresent && st.Trigger != "running" && len(st.DTasks) == 0 && removalDone && removalErr == nil && pathSeen {
 			if quietSince.IsZero() {
 				quietSince = now
 			}
 			if now.Sub(quietSince) >= r.p.Settle {
-				r.decide(Pass, fmt.Sprintf("device removed, %s trigger finished, no task stuck", r.t.Scenario.Trigger))
+				// A late oops beats a PASS.
+				if r.checkConsoleAndQEMU() {
+					return
+				}
+				r.pass(fmt.Sprintf("device removed, %s trigger finished, no task stuck", r.t.Scenario.Trigger))
 				return
 			}
 		} else {
 			quietSince = time.Time{}
 		}
+		ioStalled := now.Sub(lastProgress) >= r.p.StallWindow && st.Uptime-lastProgressUp >= r.p.StallWindow
 		var stuck []int
-		for pid, since := range dSince {
-			if now.Sub(since) >= r.p.StallWindow {
+		for pid, w := range watch {
+			if now.Sub(w.host) >= r.p.StallWindow && st.Uptime-w.uptime >= r.p.StallWindow && w.probes >= minStallProbes {
 				stuck = append(stuck, pid)
 			}
 		}
-		if len(stuck) > 0 && now.Sub(lastProgress) >= r.p.StallWindow {
+		if len(stuck) > 0 && ioStalled && pathSeen {
 			sort.Ints(stuck)
-			r.hang(ctx, st, stuck, now.Sub(lastProgress))
+			r.hang(ctx, st, watch, stuck, now.Sub(lastProgress), st.Uptime-lastProgressUp)
 			return
 		}
 		if now.Sub(start) > r.p.Budget {
@@ -105,31 +133,50 @@ func (r *runner) observe(ctx context.Context, removed *removalState) {
 	}
 }
 
+// minStallProbes: answered probes a stuck task must be seen by, unmoved,
+// before it counts as hung (each answer shows the guest was running).
+const minStallProbes = 4
+
+// removalPathSeen reports whether the guest logged the removal path the
+// scenario asked for (pciehp's surprise or Attention Button message).
+func (r *runner) removalPathSeen() bool {
+	return guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, time.Time{}).Removal != nil
+}
+
+// pass decides PASS, or MISSED when the cut landed outside the window.
+func (r *runner) pass(reason string) {
+	w := r.window()
+	r.v.Window = w
+	if w != nil && !w.Hit {
+		r.decide(Missed, "the cut landed outside the "+r.t.Scenario.Name+" window: "+w.Reason)
+		return
+	}
+	r.decide(Pass, reason)
+}
+
+// window judges the samples around the cut (nil before any removal).
+func (r *runner) window() *WindowEvidence {
+	if r.m == nil || r.cutStopped.IsZero() {
+		return nil
+	}
+	lines := r.m.Console.Lines(0)
+	g := guestTimes(lines, r.t.Scenario.Removal, r.cutStopped)
+	if g.Cut == nil {
+		return &WindowEvidence{Want: r.t.Scenario.Window, Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
+	}
+	return judgeWindow(r.t.Scenario.Window, parseSamples(lines), time.Duration(*g.Cut))
+}
+
 // checkConsoleAndQEMU decides CRASH on an oops/BUG/panic on the console or
 // a GUEST_PANICKED event, and INFRA-ERROR if QEMU died otherwise.
 func (r *runner) checkConsoleAndQEMU() bool {
-	crash, warns, _ := scanConsole(r.m.Console.Lines(0))
-	r.v.Warnings = warns
-	panicked := false
-	for _, e := range r.m.QMP.EventJournal().Snapshot() {
-		if e.Item.Event == "GUEST_PANICKED" {
-			panicked = true
-		}
-	}
-	if crash != nil {
-		r.v.Crash = crash
-		r.decide(Crash, "kernel reported: "+crash.Line)
-		return true
-	}
-	if panicked {
-		r.decide(Crash, "guest panicked (pvpanic GUEST_PANICKED)")
+	if r.crashed() {
 		return true
 	}
 	if r.m.Exited() {
 		// Let the console drain: a panic message may still be arriving.
-		if crash, _, _ := scanConsole(r.m.Console.Lines(0)); crash != nil {
-			r.v.Crash = crash
-			r.decide(Crash, "kernel reported: "+crash.Line)
+		time.Sleep(200 * time.Millisecond)
+		if r.crashed() {
 			return true
 		}
 		r.infra("QEMU exited during the trial (%v)", r.m.ExitError())
@@ -138,13 +185,49 @@ func (r *runner) checkConsoleAndQEMU() bool {
 	return false
 }
 
-// hang records a HANG: which task, where, and its stack, then gathers the
-// slower evidence (sysrq-w, the hung-task report) after deciding.
-func (r *runner) hang(ctx context.Context, st guestState, stuck []int, stalled time.Duration) {
+// crashed rescans the console and QMP events; on a crash it decides CRASH,
+// overriding an earlier HANG (a late oops is never lost).
+func (r *runner) crashed() bool {
+	crash, warns, _ := scanConsole(r.m.Console.Lines(0))
+	r.v.Warnings = warns
+	reason := ""
+	switch {
+	case crash != nil:
+		r.v.Crash = crash
+		reason = "kernel reported: " + crash.Line
+	case r.guestPanicked():
+		reason = "guest panicked (pvpanic GUEST_PANICKED)"
+	default:
+		return false
+	}
+	if r.v.Outcome == Hang {
+		r.overrule(Crash, reason+" (after a HANG: "+r.v.Reason+")")
+		return true
+	}
+	r.decide(Crash, reason)
+	return true
+}
+
+func (r *runner) guestPanicked() bool {
+	for _, e := range r.m.QMP.EventJournal().Snapshot() {
+		if e.Item.Event == "GUEST_PANICKED" {
+			return true
+		}
+	}
+	return false
+}
+
+// hang records a HANG: which task, where, its stack and the guest-side
+// proof, then gathers the slower evidence (sysrq-w, the hung-task report)
+// after deciding, and rescans the console for a late crash.
+func (r *runner) hang(ctx context.Context, st guestState, watch map[int]*dWatch, stuck []int, ioStalled, ioStalledGuest time.Duration) {
 	var tasks []Task
+	proof := &HangProof{IOUnchanged: true, CtxtSwitchesUnchanged: true}
 	for _, pid := range stuck {
 		t := st.DTasks[pid]
-		t.Stack = stackOf(ctx, r.m.Agent, pid)
+		w := watch[pid]
+		t.CtxtSwitches[0] = w.ctxt
+		t.Stack, t.StackError = stackOf(ctx, r.m.Agent, pid)
 		switch {
 		case pid == r.trigPID:
 			t.Role = "trigger:" + string(r.t.Scenario.Trigger)
@@ -159,8 +242,18 @@ func (r *runner) hang(ctx context.Context, st guestState, stuck []int, stalled t
 	class, primary := classify(tasks)
 	r.v.Classification = class
 	r.v.StuckTask = primary
-	r.decide(Hang, fmt.Sprintf("%s (pid %d) in D state under %s, no I/O progress for %s", primary.Comm, primary.PID, primary.WChan, stalled.Round(time.Millisecond)))
+	w := watch[primary.PID]
+	proof.GuestClock = Duration(st.Uptime - w.uptime)
+	proof.HostClock = Duration(time.Since(w.host))
+	proof.Probes = w.probes
+	r.v.HangProof = proof
+	r.decide(Hang, fmt.Sprintf("%s (pid %d) in D state under %s, did not run for %s of guest time (%d probes, %d context switches), no I/O completed for %s (guest %s)",
+		primary.Comm, primary.PID, primary.WChan, time.Duration(proof.GuestClock).Round(time.Millisecond), proof.Probes,
+		primary.CtxtSwitches[1], ioStalled.Round(time.Millisecond), ioStalledGuest.Round(time.Millisecond)))
+	r.stopSampler(ctx)
 	r.collectHangEvidence(ctx, primary.PID)
+	proof.HungTaskReport = r.v.HungTaskReport
+	r.crashed()
 }
 
 // classify picks the task that explains the hang: the unbind (or other
@@ -199,8 +292,12 @@ func (r *runner) collectHangEvidence(ctx context.Context, pid int) {
 	mark := r.m.Console.Mark()
 	if _, err := r.guest(ctx, "sysrq-w", "echo w > /proc/sysrq-trigger", 5*time.Second); err == nil {
 		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		r.m.Console.Wait(wctx, mark, "Show Blocked State")
+		if _, err := r.m.Console.Wait(wctx, mark, "Show Blocked State"); err != nil {
+			r.log.Warn("no sysrq-w dump on the console", "err", err)
+		}
 		cancel()
+	} else {
+		r.log.Warn("sysrq-w", "err", err)
 	}
 	wait := time.Duration(2*r.p.HungTaskTimeout+2) * time.Second
 	wctx, cancel := context.WithTimeout(ctx, wait)

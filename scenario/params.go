@@ -37,6 +37,10 @@ type Params struct {
 	Budget time.Duration
 	// ProbeInterval between guest probes (default 250 ms).
 	ProbeInterval time.Duration
+	// RemovalProof: how long after the removal the guest may take to log
+	// pciehp's removal path ("Card not present", or the Attention Button's
+	// "Powering off") before the trial is INFRA-ERROR (default 5 s).
+	RemovalProof time.Duration
 }
 
 func (p Params) withDefaults() Params {
@@ -58,7 +62,7 @@ func (p Params) withDefaults() Params {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&p.StallWindow, 3 * time.Second}, {&p.Settle, time.Second}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 250 * time.Millisecond}} {
+	}{{&p.StallWindow, 3 * time.Second}, {&p.Settle, time.Second}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 250 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -92,8 +96,8 @@ func (p Params) Validate() error {
 	if p.HungTaskTimeout < 0 {
 		errs = append(errs, fmt.Errorf("hung task timeout %d: want seconds >= 1", p.HungTaskTimeout))
 	}
-	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 {
-		errs = append(errs, errors.New("stall window, settle, budget and probe interval must not be negative"))
+	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 {
+		errs = append(errs, errors.New("stall window, settle, budget, probe interval and removal proof must not be negative"))
 	}
 	return errors.Join(errs...)
 }

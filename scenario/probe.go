@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/yank-dev/yank/guestagent"
 )
@@ -13,9 +14,10 @@ import (
 // guestState is one look at the guest through the agent.
 type guestState struct {
 	DevicePresent bool
-	Trigger       string // "running", "exited" or "none"
-	Completions   string // read+write I/Os completed and in-flight, "" once the disk is gone
-	DTasks        map[int]Task
+	Trigger       string        // "running", "exited" or "none"
+	Completions   string        // read+write I/Os completed and in-flight, "" once the disk is gone
+	Uptime        time.Duration // the guest's clock (/proc/uptime)
+	DTasks        map[int]Task  // CtxtSwitches[1] holds the current count
 }
 
 // probeScript prints the state the verdict needs in one exec. It must not
@@ -69,18 +71,28 @@ func parseProbe(out string) (guestState, error) {
 				// only move with real progress (io_ticks grows while stuck).
 				st.Completions = f[1] + "/" + f[5] + "/" + f[9]
 			}
-		case "task":
-			if len(f) < 4 {
-				continue
-			}
-			pid, err := strconv.Atoi(f[1])
+		case "up":
+			secs, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
+				return st, fmt.Errorf("probe: bad uptime %q", f[1])
+			}
+			st.Uptime = time.Duration(secs * float64(time.Second))
+		case "task":
+			// task PID CTXT WCHAN COMM...
+			if len(f) < 5 {
 				continue
 			}
-			st.DTasks[pid] = Task{PID: pid, State: "D", WChan: f[2], Comm: strings.Join(f[3:], " ")}
+			pid, err1 := strconv.Atoi(f[1])
+			ctxt, err2 := strconv.ParseInt(f[2], 10, 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			t := Task{PID: pid, State: "D", WChan: f[3], Comm: strings.Join(f[4:], " ")}
+			t.CtxtSwitches[1] = ctxt
+			st.DTasks[pid] = t
 		}
 	}
-	for _, k := range []string{"dev", "trig", "stat"} {
+	for _, k := range []string{"dev", "trig", "stat", "up"} {
 		if !seen[k] {
 			return st, fmt.Errorf("probe output lacks %q: %q", k, out)
 		}
@@ -88,11 +100,14 @@ func parseProbe(out string) (guestState, error) {
 	return st, nil
 }
 
-// stackOf reads /proc/PID/stack (CONFIG_STACKTRACE; root only).
-func stackOf(ctx context.Context, a *guestagent.Client, pid int) []string {
-	b, err := a.ReadFile(ctx, fmt.Sprintf("/proc/%d/stack", pid))
+// stackOf reads /proc/PID/stack (CONFIG_STACKTRACE; root only); on
+// failure it returns why, never a placeholder frame.
+func stackOf(ctx context.Context, a *guestagent.Client, pid int) ([]string, string) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b, err := a.ReadFile(sctx, fmt.Sprintf("/proc/%d/stack", pid))
 	if err != nil {
-		return []string{"(stack unavailable: " + err.Error() + ")"}
+		return nil, err.Error()
 	}
 	var frames []string
 	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -104,5 +119,8 @@ func stackOf(ctx context.Context, a *guestagent.Client, pid int) []string {
 			frames = append(frames, l)
 		}
 	}
-	return frames
+	if len(frames) == 0 {
+		return nil, "empty /proc/PID/stack (the kernel lacks CONFIG_STACKTRACE?)"
+	}
+	return frames, ""
 }

@@ -1,7 +1,3 @@
-// Package scenario runs one trial: guest up, I/O load, driver unbind (or
-// writeback) started through the guest agent, a removal from the host at a
-// timed offset, and a verdict (PASS, HANG, CRASH, INFRA-ERROR) with the
-// evidence to back it.
 package scenario
 
 import (
@@ -47,6 +43,9 @@ type Scenario struct {
 	Removal     Removal    `json:"removal"`
 	IO          IORecipe   `json:"io"`
 	Offsets     []Duration `json:"offsets"` // the default sweep
+	// Window is what must hold at the cut for the trial to test
+	// something; a PASS outside it is MISSED.
+	Window Window `json:"window"`
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.
@@ -127,6 +126,12 @@ func (s Scenario) Validate() error {
 		if err := checkOffset(time.Duration(o)); err != nil {
 			return fmt.Errorf("scenario %s: %w", s.Name, err)
 		}
+	}
+	if err := s.Window.validate(); err != nil {
+		return fmt.Errorf("scenario %s: %w", s.Name, err)
+	}
+	if s.Trigger == TriggerNone && s.Window.Trigger != "" {
+		return fmt.Errorf("scenario %s: window.trigger %q, but the trigger is none", s.Name, s.Window.Trigger)
 	}
 	return nil
 }

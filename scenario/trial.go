@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +63,10 @@ func Run(ctx context.Context, t Trial) (Verdict, error) {
 			return Verdict{}, fmt.Errorf("artifacts dir: %w", err)
 		}
 	}
-	r := newRunner(t)
+	r, err := newRunner(t)
+	if err != nil {
+		return Verdict{}, err
+	}
 	defer r.close()
 	r.run(ctx)
 	return r.finish(), nil
@@ -81,6 +85,11 @@ type runner struct {
 	disk    string // guest block device name
 	trigPID int
 	cut     *qmp.SurpriseCut
+	// cutStopped is the host time the vCPUs stopped for the cut (the
+	// guest cannot run from then until the cut is done); for a graceful
+	// removal, device_del's issue time.
+	cutStopped     time.Time
+	samplerStopped bool
 }
 
 type hostNote struct {
@@ -88,7 +97,7 @@ type hostNote struct {
 	msg string
 }
 
-func newRunner(t Trial) *runner {
+func newRunner(t Trial) (*runner, error) {
 	r := &runner{t: t, p: t.Params.withDefaults()}
 	r.v = Verdict{
 		Scenario: t.Scenario.Name, Kernel: t.KernelName, Params: r.p,
@@ -96,12 +105,14 @@ func newRunner(t Trial) *runner {
 	}
 	var w io.Writer = io.Discard
 	if t.Artifacts != "" {
-		if f, err := os.OpenFile(t.Artifacts+"/host.log", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err == nil {
-			r.logF, w = f, f
+		f, err := os.OpenFile(filepath.Join(t.Artifacts, "host.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("artifacts: %w", err)
 		}
+		r.logF, w = f, f
 	}
 	r.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: utcTime}))
-	return r
+	return r, nil
 }
 
 // utcTime writes slog times like the console log: UTC, microseconds.
@@ -131,6 +142,17 @@ func (r *runner) decide(o Outcome, reason string) {
 	if r.v.Outcome != "" {
 		return
 	}
+	r.setOutcome(o, reason)
+}
+
+// overrule replaces an earlier verdict: a crash seen after a HANG was
+// decided (the HANG's evidence stays in the verdict).
+func (r *runner) overrule(o Outcome, reason string) {
+	r.note("verdict %s overruled", r.v.Outcome)
+	r.setOutcome(o, reason)
+}
+
+func (r *runner) setOutcome(o Outcome, reason string) {
 	r.v.Outcome, r.v.Reason = o, reason
 	r.v.Timeline.Decided = time.Now()
 	if !r.v.Timeline.Removal.IsZero() {
@@ -210,6 +232,7 @@ mkdir -p /run/yank
 echo %d > /proc/sys/kernel/hung_task_timeout_secs
 echo -1 > /proc/sys/kernel/hung_task_warnings
 echo 1 > /proc/sys/kernel/sysrq
+echo on > /proc/sys/kernel/printk_devkmsg
 ls /sys/bus/pci/devices/%s/virtio*/block/
 `, sysctl.String(), p.HungTaskTimeout, r.bdf)
 	out, err := r.guest(ctx, "guest setup", script, 20*time.Second)
@@ -274,6 +297,11 @@ func (r *runner) trigger(ctx context.Context) bool {
 echo "%s trigger=%s pid=$$" > /dev/kmsg
 %s
 echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
+	// The sampler starts first, so the state before T0 is on record too.
+	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.Window.TriggerIn), "/run/yank/sampler.log")); err != nil {
+		r.infra("starting the guest sampler: %v", err)
+		return false
+	}
 	mark := r.m.Console.Mark()
 	if _, err := r.m.Agent.Exec(ctx, bg(script, "/run/yank/trigger.log")); err != nil {
 		r.infra("starting the %s trigger: %v", r.t.Scenario.Trigger, err)
@@ -287,9 +315,12 @@ echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
 		return false
 	}
 	r.v.Timeline.Trigger = e.Time
-	if i := strings.Index(e.Item, "pid="); i >= 0 {
-		r.trigPID, _ = strconv.Atoi(strings.Fields(e.Item[i+4:])[0])
+	pid, ok := markerPID(e.Item)
+	if !ok {
+		r.infra("trigger marker without a pid: %q", e.Item)
+		return false
 	}
+	r.trigPID = pid
 	r.note("trigger %s started in the guest (pid %d)", r.t.Scenario.Trigger, r.trigPID)
 	if r.t.Hooks.AfterTrigger != nil {
 		r.t.Hooks.AfterTrigger(r.m)
@@ -297,10 +328,48 @@ echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
 	return true
 }
 
-// removalState reports a graceful removal's completion.
+// markerPID reads the pid from a "YANK-T0 trigger=x pid=N" line.
+func markerPID(line string) (int, bool) {
+	_, rest, ok := strings.Cut(line, "pid=")
+	if !ok {
+		return 0, false
+	}
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	return pid, err == nil && pid > 0
+}
+
+// stopSampler asks the in-guest sampler to end (bounded: the agent may be
+// gone, and the sampler stops by itself after samplerLimit looks).
+func (r *runner) stopSampler(ctx context.Context) {
+	if r.m == nil || r.samplerStopped {
+		return
+	}
+	r.samplerStopped = true
+	if _, err := r.guest(ctx, "stopping the sampler", "touch /run/yank/sampler.stop", 3*time.Second); err != nil {
+		r.log.Warn("sampler not stopped", "err", err)
+	}
+}
+
+// removalState reports a graceful removal's completion. Its fields are
+// written before done is closed and read only after.
 type removalState struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	deleted time.Time
+}
+
+// finished reports whether the removal completed, and its error.
+func (rs *removalState) finished() (bool, error) {
+	select {
+	case <-rs.done:
+		return true, rs.err
+	default:
+		return false, nil
+	}
 }
 
 func (r *runner) remove(ctx context.Context) *removalState {
@@ -320,8 +389,9 @@ func (r *runner) remove(ctx context.Context) *removalState {
 			return nil
 		}
 		r.v.Timeline.Removal = res.Cut
+		r.cutStopped = res.Stopped
 		r.v.Removal = &RemovalInfo{Kind: "surprise", Port: res.PortID, Issued: res.Cut, Deleted: res.Deleted}
-		rs.err = err
+		rs.err, rs.deleted = err, res.Deleted
 		close(rs.done)
 		if err != nil {
 			r.infra("surprise removal: %v", err)
@@ -330,13 +400,13 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		r.note("slot power cut on %s (vCPUs paused %s)", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond))
 	case RemovalGraceful:
 		issued := time.Now()
-		r.v.Timeline.Removal = issued
+		r.v.Timeline.Removal, r.cutStopped = issued, issued
 		r.v.Removal = &RemovalInfo{Kind: "graceful", Issued: issued}
+		// Deleted is copied into the verdict by observe, after done.
 		go func() {
 			defer close(rs.done)
 			res, err := qmp.Graceful(ctx, r.m.QMP, diskID)
-			rs.err = err
-			r.v.Removal.Deleted = res.Deleted
+			rs.err, rs.deleted = err, res.Deleted
 		}()
 		r.note("device_del %s sent", diskID)
 	}

@@ -15,7 +15,18 @@ const (
 	Hang       Outcome = "HANG"        // a task stuck in D state with no I/O progress
 	Crash      Outcome = "CRASH"       // oops, BUG or panic on the console
 	InfraError Outcome = "INFRA-ERROR" // yank could not run or judge the trial
+	// Missed: the cut landed outside the scenario's window (the trigger
+	// had finished or not started, nothing was outstanding), so the trial
+	// tested nothing. It replaces a PASS, never a HANG or a CRASH.
+	Missed Outcome = "MISSED"
 )
+
+// Outcomes lists every outcome, in the order reports show them.
+var Outcomes = []Outcome{Hang, Pass, Missed, Crash, InfraError}
+
+// Tested reports whether the outcome says something about the kernel:
+// MISSED and INFRA-ERROR do not.
+func (o Outcome) Tested() bool { return o == Pass || o == Hang || o == Crash }
 
 // Verdict is a trial's result with the evidence summarized. Its JSON form
 // is written to verdict.json in the trial's artifacts dir.
@@ -41,6 +52,15 @@ type Verdict struct {
 	Crash          *ConsoleHit  `json:"crash,omitempty"`
 	Warnings       []ConsoleHit `json:"warnings,omitempty"`
 
+	// Window is the guest's state at the cut, from the sampler, and
+	// whether it was inside the scenario's window.
+	Window *WindowEvidence `json:"window,omitempty"`
+	// Guest holds printk times (guest clock since boot) of the trial's
+	// milestones and the trigger's exit status.
+	Guest GuestTimes `json:"guest"`
+	// HangProof is the guest-side evidence behind a HANG.
+	HangProof *HangProof `json:"hang_proof,omitempty"`
+
 	Params    Params       `json:"params"`
 	Timeline  Timeline     `json:"timeline"`
 	Artifacts string       `json:"artifacts,omitempty"`
@@ -48,6 +68,28 @@ type Verdict struct {
 	Duration  Duration     `json:"duration"`
 	Accel     string       `json:"accel,omitempty"`
 	Removal   *RemovalInfo `json:"removal,omitempty"`
+}
+
+// GuestTimes are console printk stamps (guest clock since boot) of the
+// trial's milestones. Nil: the line never appeared.
+type GuestTimes struct {
+	T0 *Duration `json:"t0,omitempty"` // YANK-T0: right before the trigger's action
+	// Cut is the host's cut mapped to the guest clock through T0 (host
+	// arrival of T0 minus its printk stamp).
+	Cut *Duration `json:"cut,omitempty"`
+	T1  *Duration `json:"t1,omitempty"` // YANK-T1: the trigger's action returned
+	// TriggerRC is the action's exit status (an unbind that failed is
+	// flagged in the verdict's reason).
+	TriggerRC *int `json:"trigger_rc,omitempty"`
+	// Removal is the guest noticing the removal: pciehp's "Card not
+	// present" (surprise) or "Powering off due to button press"
+	// (graceful), with the line.
+	Removal     *Duration `json:"removal,omitempty"`
+	RemovalLine string    `json:"removal_line,omitempty"`
+	// Offset is Removal - T0: the offset as the guest saw it.
+	Offset *Duration `json:"offset,omitempty"`
+	// Order lists the milestones by guest time ("T0 < removal < T1").
+	Order string `json:"order,omitempty"`
 }
 
 // Task is a guest task seen through /proc.
@@ -58,6 +100,30 @@ type Task struct {
 	WChan string   `json:"wchan"`
 	Role  string   `json:"role"` // trigger, pciehp, or other
 	Stack []string `json:"stack,omitempty"`
+	// StackError says why /proc/PID/stack could not be read (Stack is
+	// then empty).
+	StackError string `json:"stack_error,omitempty"`
+	// CtxtSwitches is voluntary + involuntary context switches from
+	// /proc/PID/status at the first and the last probe that saw the task
+	// in D state: equal means it never ran in between.
+	CtxtSwitches [2]int64 `json:"ctxt_switches"`
+}
+
+// HangProof is what the guest itself showed across the stall window.
+type HangProof struct {
+	// GuestClock is how far the guest's own clock (/proc/uptime) moved
+	// between the first and the last probe of the window.
+	GuestClock Duration `json:"guest_clock"`
+	HostClock  Duration `json:"host_clock"`
+	Probes     int      `json:"probes"` // probes answered inside the window
+	// CtxtSwitchesUnchanged: the stuck task did not run during the window.
+	CtxtSwitchesUnchanged bool `json:"ctxt_switches_unchanged"`
+	// IOUnchanged: the disk's completion and in-flight counters did not
+	// move.
+	IOUnchanged bool `json:"io_unchanged"`
+	// HungTaskReport: khungtaskd reported the task (kernel/hung_task.c
+	// checks the same switch count over hung_task_timeout_secs).
+	HungTaskReport bool `json:"hung_task_report"`
 }
 
 // ConsoleHit is a console line that matters (oops, BUG, WARN, panic) with
@@ -93,8 +159,8 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	type plain Params
 	return json.Marshal(struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval string
-	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String()})
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof string
+	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, so verdict.json decodes
@@ -103,7 +169,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	type plain Params
 	var aux struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval string
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof string
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -112,7 +178,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		s string
 		d *time.Duration
-	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}} {
+	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}} {
 		if f.s == "" {
 			continue
 		}
@@ -137,6 +203,10 @@ func (v Verdict) Summary() string {
 		if v.Crash != nil {
 			return v.Crash.Line
 		}
+	case Missed:
+		if v.Window != nil {
+			return "not tested: " + v.Window.Reason
+		}
 	}
 	return v.Reason
 }
@@ -151,6 +221,9 @@ func (v Verdict) String() string {
 		for _, f := range v.StuckTask.Stack {
 			fmt.Fprintf(&b, "    %s\n", f)
 		}
+	}
+	if v.Window != nil {
+		fmt.Fprintf(&b, "  window: %s\n", v.Window)
 	}
 	if v.Crash != nil {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(v.Crash.Text, "\n", "\n  "))

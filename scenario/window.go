@@ -1,0 +1,295 @@
+package scenario
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/yank-dev/yank/qmp/journal"
+)
+
+// Window is what must hold in the guest at the cut for a trial to test
+// anything (scenarios.json). A PASS whose cut landed outside it is MISSED.
+type Window struct {
+	// Trigger: "running" (started and not finished) or "" (any state).
+	Trigger string `json:"trigger,omitempty"`
+	// TriggerIn: the trigger's kernel stack (/proc/PID/stack) holds one of
+	// these functions, e.g. ["del_gendisk"].
+	TriggerIn []string `json:"trigger_in,omitempty"`
+	// IO: "outstanding" (dirty or writeback pages, or requests in
+	// flight), "idle" (none) or "" (any).
+	IO string `json:"io,omitempty"`
+	// Device: "bound" (present with its driver bound) or "" (any).
+	Device string `json:"device,omitempty"`
+}
+
+// Window values.
+const (
+	WindowRunning     = "running"
+	WindowOutstanding = "outstanding"
+	WindowIdle        = "idle"
+	WindowBound       = "bound"
+)
+
+// OutstandingKB is how many kB of Dirty + Writeback pages count as
+// writeback outstanding (the load leaves ~48 MiB; an idle guest < 100 kB).
+const OutstandingKB = 512
+
+// MaxSampleGap: a sample further than this before the cut does not prove
+// the guest's state at the cut. The sampler runs every ~60 ms.
+const MaxSampleGap = 300 * time.Millisecond
+
+func (w Window) validate() error {
+	switch w.Trigger {
+	case "", WindowRunning:
+	default:
+		return fmt.Errorf("window.trigger %q: want \"running\" or nothing", w.Trigger)
+	}
+	switch w.IO {
+	case "", WindowOutstanding, WindowIdle:
+	default:
+		return fmt.Errorf("window.io %q: want \"outstanding\", \"idle\" or nothing", w.IO)
+	}
+	switch w.Device {
+	case "", WindowBound:
+	default:
+		return fmt.Errorf("window.device %q: want \"bound\" or nothing", w.Device)
+	}
+	for _, f := range w.TriggerIn {
+		if f == "" || strings.ContainsAny(f, " +/'\"$`\\") {
+			return fmt.Errorf("window.trigger_in %q: want a kernel function name", f)
+		}
+	}
+	if len(w.TriggerIn) > 0 && w.Trigger != WindowRunning {
+		return fmt.Errorf("window.trigger_in needs window.trigger \"running\"")
+	}
+	return nil
+}
+
+func (w Window) String() string {
+	var p []string
+	if w.Trigger != "" {
+		p = append(p, "trigger "+w.Trigger)
+	}
+	if len(w.TriggerIn) > 0 {
+		p = append(p, "under "+strings.Join(w.TriggerIn, "|"))
+	}
+	if w.IO != "" {
+		p = append(p, "I/O "+w.IO)
+	}
+	if w.Device != "" {
+		p = append(p, "device "+w.Device)
+	}
+	if len(p) == 0 {
+		return "anything"
+	}
+	return strings.Join(p, ", ")
+}
+
+// Sample is one look of the in-guest sampler (sampler.go), printed as a
+// YANK-S line on /dev/kmsg so it shares the printk clock with YANK-T0 and
+// pciehp's messages.
+type Sample struct {
+	Seq       int       `json:"seq"`
+	GuestTime Duration  `json:"guest_time"` // printk stamp
+	HostTime  time.Time `json:"host_time"`  // reached the host's console reader
+	Trigger   string    `json:"trigger"`    // none, running, exited
+	In        string    `json:"in"`         // the first window function in the trigger's stack, or "-"
+	WChan     string    `json:"wchan"`
+	DirtyKB   int64     `json:"dirty_kb"`
+	WriteKB   int64     `json:"writeback_kb"`
+	InFlight  string    `json:"inflight"` // reads/writes from /sys/block/D/inflight, "-" once gone
+	Device    string    `json:"device"`   // bound, present, gone
+}
+
+func (s Sample) String() string {
+	return fmt.Sprintf("#%d at %s: trigger %s in %s (wchan %s), dirty %d kB, writeback %d kB, in flight %s, device %s",
+		s.Seq, time.Duration(s.GuestTime), s.Trigger, s.In, s.WChan, s.DirtyKB, s.WriteKB, s.InFlight, s.Device)
+}
+
+// outstanding: writeback pending or requests in flight.
+func (s Sample) outstanding() bool {
+	if s.DirtyKB+s.WriteKB >= OutstandingKB {
+		return true
+	}
+	r, w, ok := strings.Cut(s.InFlight, "/")
+	return ok && (r != "0" || w != "0")
+}
+
+// WindowEvidence is the guest's state around the cut.
+type WindowEvidence struct {
+	Want   Window  `json:"want"`
+	Hit    bool    `json:"hit"`
+	Reason string  `json:"reason"`
+	Before *Sample `json:"before,omitempty"` // the last sample before the cut
+	After  *Sample `json:"after,omitempty"`  // the first sample after it
+	// Gap is the cut minus the before sample, on the guest clock.
+	Gap     Duration `json:"gap"`
+	Samples int      `json:"samples"`
+}
+
+func (e *WindowEvidence) String() string {
+	hit := "missed"
+	if e.Hit {
+		hit = "hit"
+	}
+	return fmt.Sprintf("%s (want %s): %s", hit, e.Want, e.Reason)
+}
+
+// judgeWindow decides whether the cut at guest time cut landed inside w,
+// from the samples (any order). Pure: table-tested in window_test.go.
+func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence {
+	e := &WindowEvidence{Want: w, Samples: len(samples)}
+	ss := slices.Clone(samples)
+	slices.SortFunc(ss, func(a, b Sample) int { return int(a.GuestTime - b.GuestTime) })
+	for i := range ss {
+		if time.Duration(ss[i].GuestTime) < cut {
+			e.Before = &ss[i]
+		} else if e.After == nil {
+			e.After = &ss[i]
+		}
+	}
+	b := e.Before
+	switch {
+	case len(ss) == 0:
+		e.Reason = "the guest sampler reported nothing: the state at the cut is unknown"
+		return e
+	case b == nil:
+		e.Reason = "no guest sample before the cut: the state at the cut is unknown"
+		return e
+	}
+	e.Gap = Duration(cut - time.Duration(b.GuestTime))
+	if time.Duration(e.Gap) > MaxSampleGap {
+		e.Reason = fmt.Sprintf("the last guest sample was %s before the cut (more than %s): the state at the cut is unknown",
+			time.Duration(e.Gap).Round(time.Millisecond), MaxSampleGap)
+		return e
+	}
+	at := fmt.Sprintf("%s before the cut", time.Duration(e.Gap).Round(time.Millisecond))
+	switch {
+	case w.Trigger == WindowRunning && b.Trigger == "none":
+		e.Reason = "the trigger had not started " + at
+	case w.Trigger == WindowRunning && b.Trigger != "running":
+		e.Reason = "the trigger had already finished " + at
+	case len(w.TriggerIn) > 0 && !slices.Contains(w.TriggerIn, b.In):
+		e.Reason = fmt.Sprintf("the trigger was not under %s %s (wchan %s)", strings.Join(w.TriggerIn, "|"), at, b.WChan)
+	case w.IO == WindowOutstanding && !b.outstanding():
+		e.Reason = fmt.Sprintf("no I/O was outstanding %s (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
+	case w.IO == WindowIdle && b.outstanding():
+		e.Reason = fmt.Sprintf("the disk was not idle %s (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
+	case w.Device == WindowBound && b.Device != "bound":
+		e.Reason = fmt.Sprintf("the device was %s %s, not bound to its driver", b.Device, at)
+	default:
+		e.Hit = true
+		e.Reason = fmt.Sprintf("%s %s: %s", w, at, b)
+	}
+	return e
+}
+
+var samplePattern = regexp.MustCompile(`YANK-S n=(\d+) trig=(\S+) in=(\S+) wchan=(\S+) dirty=(\d+) wb=(\d+) inflight=(\S+) dev=(\S+)`)
+
+// parseSamples reads the YANK-S lines off the console.
+func parseSamples(lines []journal.Entry[string]) []Sample {
+	var out []Sample
+	for _, l := range lines {
+		stamp, text, ok := printkStamp(l.Item)
+		if !ok {
+			continue
+		}
+		m := samplePattern.FindStringSubmatch(text)
+		if m == nil {
+			continue
+		}
+		n, _ := strconv.Atoi(m[1])
+		dirty, _ := strconv.ParseInt(m[5], 10, 64)
+		wb, _ := strconv.ParseInt(m[6], 10, 64)
+		out = append(out, Sample{Seq: n, GuestTime: Duration(stamp), HostTime: l.Time, Trigger: m[2], In: m[3],
+			WChan: m[4], DirtyKB: dirty, WriteKB: wb, InFlight: m[7], Device: m[8]})
+	}
+	return out
+}
+
+var printkStampPattern = regexp.MustCompile(`^\[\s*(\d+)\.(\d{6})\]\s?(.*)$`)
+
+// printkStamp splits "[   12.345678] text" into the guest time and text.
+func printkStamp(line string) (time.Duration, string, bool) {
+	m := printkStampPattern.FindStringSubmatch(line)
+	if m == nil {
+		return 0, line, false
+	}
+	sec, err1 := strconv.ParseInt(m[1], 10, 64)
+	us, err2 := strconv.ParseInt(m[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, line, false
+	}
+	return time.Duration(sec)*time.Second + time.Duration(us)*time.Microsecond, m[3], true
+}
+
+// Console lines that mark the removal path in the guest
+// (drivers/pci/hotplug/pciehp_ctrl.c).
+var (
+	surprisePathPattern = regexp.MustCompile(`pciehp: Slot\(\S+\): (Card not present|Link Down)`)
+	buttonPathPattern   = regexp.MustCompile(`pciehp: Slot\(\S+\): Powering off due to button press`)
+	t1Pattern           = regexp.MustCompile(`YANK-T1 rc=(\d+)`)
+)
+
+// removalPathPattern is the console line that proves the guest took the
+// removal path the scenario asked for.
+func removalPathPattern(r Removal) *regexp.Regexp {
+	if r == RemovalGraceful {
+		return buttonPathPattern
+	}
+	return surprisePathPattern
+}
+
+// guestTimes reads the milestones' printk stamps off the console. hostCut
+// is the host time of the cut (zero: no removal yet).
+func guestTimes(lines []journal.Entry[string], removal Removal, hostCut time.Time) GuestTimes {
+	var g GuestTimes
+	var t0Host time.Time
+	dur := func(d time.Duration) *Duration { v := Duration(d); return &v }
+	path := removalPathPattern(removal)
+	for _, l := range lines {
+		stamp, text, ok := printkStamp(l.Item)
+		if !ok {
+			continue
+		}
+		switch {
+		case g.T0 == nil && strings.Contains(text, triggerMarker+" "):
+			g.T0, t0Host = dur(stamp), l.Time
+		case g.T0 != nil && g.T1 == nil && t1Pattern.MatchString(text):
+			rc, _ := strconv.Atoi(t1Pattern.FindStringSubmatch(text)[1])
+			g.T1, g.TriggerRC = dur(stamp), &rc
+		case g.T0 != nil && g.Removal == nil && path.MatchString(text):
+			g.Removal, g.RemovalLine = dur(stamp), text
+		}
+	}
+	if g.T0 == nil {
+		return g
+	}
+	if !hostCut.IsZero() {
+		g.Cut = dur(time.Duration(*g.T0) + hostCut.Sub(t0Host))
+	}
+	if g.Removal != nil {
+		g.Offset = dur(time.Duration(*g.Removal) - time.Duration(*g.T0))
+	}
+	type ev struct {
+		name string
+		at   *Duration
+	}
+	var evs []ev
+	for _, e := range []ev{{"T0", g.T0}, {"cut", g.Cut}, {"removal seen", g.Removal}, {"T1", g.T1}} {
+		if e.at != nil {
+			evs = append(evs, e)
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b ev) int { return int(*a.at - *b.at) })
+	var names []string
+	for _, e := range evs {
+		names = append(names, e.name)
+	}
+	g.Order = strings.Join(names, " < ")
+	return g
+}
