@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -52,6 +53,12 @@ func (r *runner) observe(ctx context.Context, removed *removalState) {
 		st, err := probe(pctx, r.m.Agent, r.bdf, r.disk)
 		cancel()
 		now := time.Now()
+		var bad *badProbeError
+		if errors.As(err, &bad) {
+			// yank's own bug, not the guest's: never a silent agent.
+			r.infra("%v", err)
+			return
+		}
 		if err != nil {
 			if r.checkConsoleAndQEMU() {
 				return
@@ -247,7 +254,7 @@ func (r *runner) hang(ctx context.Context, st guestState, watch map[int]*dWatch,
 	proof.HostClock = Duration(time.Since(w.host))
 	proof.Probes = w.probes
 	r.v.HangProof = proof
-	r.decide(Hang, fmt.Sprintf("%s (pid %d) in D state under %s, did not run for %s of guest time (%d probes, %d context switches), no I/O completed for %s (guest %s)",
+	r.decide(Hang, fmt.Sprintf("%s (pid %d) in D state under %s, did not run for %s of guest time (%d probes, context switches stuck at %d), no I/O completed for %s (guest %s)",
 		primary.Comm, primary.PID, primary.WChan, time.Duration(proof.GuestClock).Round(time.Millisecond), proof.Probes,
 		primary.CtxtSwitches[1], ioStalled.Round(time.Millisecond), ioStalledGuest.Round(time.Millisecond)))
 	r.stopSampler(ctx)

@@ -32,9 +32,11 @@ if [ -z "$P" ]; then echo trig none
 else s=$(grep '^State:' /proc/$P/status 2>/dev/null | cut -c8)
   case "$s" in ""|Z|X) echo trig exited;; *) echo trig running;; esac; fi
 if [ -r /sys/block/$D/stat ]; then echo stat $(cat /sys/block/$D/stat); else echo stat none; fi
+read up idle < /proc/uptime; echo up $up
 for f in $(grep -l '^State:.D' /proc/[0-9]*/status 2>/dev/null); do
-  p=${f#/proc/}; p=${p%%/status}
-  echo task $p $(cat /proc/$p/wchan 2>/dev/null || echo -) $(cat /proc/$p/comm 2>/dev/null)
+  p=${f#/proc/}; p=${p%%/status}; c=0
+  { while read k v; do case $k in voluntary_ctxt_switches:|nonvoluntary_ctxt_switches:) c=$((c+v));; esac; done; } 2>/dev/null < $f
+  echo task $p $c $(cat /proc/$p/wchan 2>/dev/null || echo -) $(cat /proc/$p/comm 2>/dev/null)
 done
 `, bdf, disk)
 }
@@ -47,8 +49,18 @@ func probe(ctx context.Context, a *guestagent.Client, bdf, disk string) (guestSt
 	if res.ExitCode != 0 {
 		return guestState{}, fmt.Errorf("probe script exited %d: %s", res.ExitCode, res.Stderr)
 	}
-	return parseProbe(string(res.Stdout))
+	st, err := parseProbe(string(res.Stdout))
+	if err != nil {
+		return st, &badProbeError{err}
+	}
+	return st, nil
 }
+
+// badProbeError: the probe ran but its output cannot be read.
+type badProbeError struct{ err error }
+
+func (e *badProbeError) Error() string { return "unreadable guest probe: " + e.err.Error() }
+func (e *badProbeError) Unwrap() error { return e.err }
 
 func parseProbe(out string) (guestState, error) {
 	st := guestState{DTasks: map[int]Task{}}

@@ -390,7 +390,7 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		}
 		r.v.Timeline.Removal = res.Cut
 		r.cutStopped = res.Stopped
-		r.v.Removal = &RemovalInfo{Kind: "surprise", Port: res.PortID, Issued: res.Cut, Deleted: res.Deleted}
+		r.v.Removal = &RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted}
 		rs.err, rs.deleted = err, res.Deleted
 		close(rs.done)
 		if err != nil {
@@ -401,7 +401,7 @@ func (r *runner) remove(ctx context.Context) *removalState {
 	case RemovalGraceful:
 		issued := time.Now()
 		r.v.Timeline.Removal, r.cutStopped = issued, issued
-		r.v.Removal = &RemovalInfo{Kind: "graceful", Issued: issued}
+		r.v.Removal = &RemovalInfo{Kind: "graceful", Stopped: issued, Issued: issued}
 		// Deleted is copied into the verdict by observe, after done.
 		go func() {
 			defer close(rs.done)

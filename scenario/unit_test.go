@@ -57,9 +57,10 @@ func TestParseProbe(t *testing.T) {
 	out := `dev gone
 trig running
 stat 3 0 24 4 583 587 9312 5752 4 6404 5756 0 0 0 0 0 0
-task 60 blk_mq_get_tag sh
-task 21 device_release_driver_internal irq/24-pciehp
-task 7 blk_mq_get_tag kworker/u2:0+flush-254:0
+up 5.43
+task 60 240 blk_mq_get_tag sh
+task 21 31 device_release_driver_internal irq/24-pciehp
+task 7 1012 blk_mq_get_tag kworker/u2:0+flush-254:0
 `
 	st, err := parseProbe(out)
 	if err != nil {
@@ -68,15 +69,20 @@ task 7 blk_mq_get_tag kworker/u2:0+flush-254:0
 	if st.DevicePresent || st.Trigger != "running" || st.Completions != "3/583/4" || len(st.DTasks) != 3 {
 		t.Fatalf("got %+v", st)
 	}
-	if st.DTasks[21].Comm != "irq/24-pciehp" || st.DTasks[60].WChan != "blk_mq_get_tag" {
+	if st.DTasks[21].Comm != "irq/24-pciehp" || st.DTasks[60].WChan != "blk_mq_get_tag" || st.DTasks[60].CtxtSwitches[1] != 240 {
 		t.Fatalf("tasks: %+v", st.DTasks)
 	}
-	st, err = parseProbe("dev present\ntrig none\nstat none\n")
+	if st.Uptime != 5430*time.Millisecond {
+		t.Fatalf("uptime %s", st.Uptime)
+	}
+	st, err = parseProbe("dev present\ntrig none\nstat none\nup 1.00\n")
 	if err != nil || !st.DevicePresent || st.Completions != "" {
 		t.Fatalf("got %+v %v", st, err)
 	}
-	if _, err := parseProbe("dev present\n"); err == nil {
-		t.Fatal("accepted a truncated probe")
+	for _, bad := range []string{"dev present\n", "dev present\ntrig none\nstat none\n", "dev present\ntrig none\nstat none\nup x\n"} {
+		if _, err := parseProbe(bad); err == nil {
+			t.Errorf("accepted a bad probe %q", bad)
+		}
 	}
 }
 

@@ -137,8 +137,12 @@ type ConsoleHit struct {
 
 // RemovalInfo describes the removal as the host performed it.
 type RemovalInfo struct {
-	Kind    string    `json:"kind"`
-	Port    string    `json:"port,omitempty"`
+	Kind string `json:"kind"`
+	Port string `json:"port,omitempty"`
+	// Stopped is when the vCPUs were paused for the cut (surprise) or
+	// device_del was sent (graceful): the guest ran nothing after it
+	// before the cut. The window is judged at this instant.
+	Stopped time.Time `json:"stopped"`
 	Issued  time.Time `json:"issued"`
 	Deleted time.Time `json:"deleted,omitempty"`
 }

@@ -170,17 +170,17 @@ func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 	at := fmt.Sprintf("%s before the cut", time.Duration(e.Gap).Round(time.Millisecond))
 	switch {
 	case w.Trigger == WindowRunning && b.Trigger == "none":
-		e.Reason = "the trigger had not started " + at
+		e.Reason = at + ", the trigger had not started"
 	case w.Trigger == WindowRunning && b.Trigger != "running":
-		e.Reason = "the trigger had already finished " + at
+		e.Reason = at + ", the trigger had already finished"
 	case len(w.TriggerIn) > 0 && !slices.Contains(w.TriggerIn, b.In):
-		e.Reason = fmt.Sprintf("the trigger was not under %s %s (wchan %s)", strings.Join(w.TriggerIn, "|"), at, b.WChan)
+		e.Reason = fmt.Sprintf("%s, the trigger was not under %s (wchan %s)", at, strings.Join(w.TriggerIn, "|"), b.WChan)
 	case w.IO == WindowOutstanding && !b.outstanding():
-		e.Reason = fmt.Sprintf("no I/O was outstanding %s (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
+		e.Reason = fmt.Sprintf("%s, no I/O was outstanding (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
 	case w.IO == WindowIdle && b.outstanding():
-		e.Reason = fmt.Sprintf("the disk was not idle %s (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
+		e.Reason = fmt.Sprintf("%s, the disk was not idle (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
 	case w.Device == WindowBound && b.Device != "bound":
-		e.Reason = fmt.Sprintf("the device was %s %s, not bound to its driver", b.Device, at)
+		e.Reason = fmt.Sprintf("%s, the device was %s, not bound to its driver", at, b.Device)
 	default:
 		e.Hit = true
 		e.Reason = fmt.Sprintf("%s %s: %s", w, at, b)
@@ -270,7 +270,13 @@ func guestTimes(lines []journal.Entry[string], removal Removal, hostCut time.Tim
 		return g
 	}
 	if !hostCut.IsZero() {
-		g.Cut = dur(time.Duration(*g.T0) + hostCut.Sub(t0Host))
+		// T0's serial latency makes this estimate late by up to a few ms;
+		// the guest cannot log a surprise removal before the cut.
+		cut := time.Duration(*g.T0) + hostCut.Sub(t0Host)
+		if g.Removal != nil && removal == RemovalSurprise {
+			cut = min(cut, time.Duration(*g.Removal))
+		}
+		g.Cut = dur(cut)
 	}
 	if g.Removal != nil {
 		g.Offset = dur(time.Duration(*g.Removal) - time.Duration(*g.T0))

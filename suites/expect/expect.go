@@ -7,8 +7,10 @@ package expect
 import (
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,13 +47,79 @@ type Kernel struct {
 	Rules []Rule `json:"rules,omitempty"`
 }
 
-// Rule says what a scenario yields over a range of nominal offsets.
+// Rule says what a scenario yields over a range of nominal offsets. An
+// exact rule judges every trial. A rate rule (min_rate and min_trials,
+// HANG only) is for a race the kernel loses only most of the time: the
+// cell (kernel, scenario, offset) must HANG with the classification in
+// at least MinRate of its tested trials, judged once it has MinTrials.
 type Rule struct {
 	Scenario       string             `json:"scenario"` // a scenario name or "*"
 	From           *scenario.Duration `json:"from,omitempty"`
 	To             *scenario.Duration `json:"to,omitempty"`
 	Outcome        scenario.Outcome   `json:"outcome"`
 	Classification string             `json:"classification,omitempty"`
+	// Pointers, so that an explicit 0 is rejected instead of meaning
+	// "exact rule".
+	MinRate   *float64 `json:"min_rate,omitempty"`
+	MinTrials *int     `json:"min_trials,omitempty"`
+}
+
+// RateRule is a rate rule's threshold.
+type RateRule struct {
+	MinRate   float64 `json:"min_rate"`
+	MinTrials int     `json:"min_trials"`
+}
+
+func (r RateRule) String() string {
+	return fmt.Sprintf("in >= %s of >= %d tested trials", percent(r.MinRate), r.MinTrials)
+}
+
+func percent(f float64) string { return strconv.FormatFloat(100*f, 'f', -1, 64) + " %" }
+
+// rate is the rule's threshold, nil for an exact rule.
+func (r Rule) rate() *RateRule {
+	if r.MinRate == nil {
+		return nil
+	}
+	return &RateRule{MinRate: *r.MinRate, MinTrials: *r.MinTrials}
+}
+
+// check validates one rule; where names it ("profile bad rule 2").
+func (r Rule) check(where string) error {
+	where = fmt.Sprintf("%s (%s)", where, r.Scenario)
+	if r.Scenario != "*" {
+		if _, err := scenario.Lookup(r.Scenario); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	switch r.Outcome {
+	case scenario.Pass:
+		if r.Classification != "" {
+			return fmt.Errorf("%s: classification: a PASS has none", where)
+		}
+	case scenario.Hang:
+	default:
+		return fmt.Errorf("%s: outcome %q: want PASS or HANG", where, r.Outcome)
+	}
+	if r.From != nil && r.To != nil && *r.From > *r.To {
+		return fmt.Errorf("%s: from %s is after to %s", where, r.From, r.To)
+	}
+	if r.MinRate == nil && r.MinTrials == nil {
+		return nil
+	}
+	switch {
+	case r.Outcome != scenario.Hang:
+		return fmt.Errorf("%s: min_rate/min_trials: only a HANG rule has a rate", where)
+	case r.MinRate == nil:
+		return fmt.Errorf("%s: min_rate: missing (a rate rule needs min_rate and min_trials)", where)
+	case r.MinTrials == nil:
+		return fmt.Errorf("%s: min_trials: missing (a rate rule needs min_rate and min_trials)", where)
+	case !(*r.MinRate > 0 && *r.MinRate <= 1): // also rejects NaN
+		return fmt.Errorf("%s: min_rate %v: want 0 < min_rate <= 1", where, *r.MinRate)
+	case *r.MinTrials < 1:
+		return fmt.Errorf("%s: min_trials %d: want at least 1", where, *r.MinTrials)
+	}
+	return nil
 }
 
 func (r Rule) matches(sc string, offset time.Duration) bool {
@@ -95,7 +163,8 @@ func mustParse(b []byte) *Manifest {
 }
 
 // Parse reads and validates a manifest: every scenario it names must exist
-// in the scenario catalog and every outcome must be PASS or HANG.
+// in the scenario catalog, every outcome must be PASS or HANG and a rate
+// rule must be a HANG with 0 < min_rate <= 1 and min_trials >= 1.
 func Parse(b []byte) (*Manifest, error) {
 	var m Manifest
 	dec := json.NewDecoder(strings.NewReader(string(b)))
@@ -104,23 +173,9 @@ func Parse(b []byte) (*Manifest, error) {
 		return nil, err
 	}
 	checkRules := func(where string, rules []Rule) error {
-		for _, r := range rules {
-			if r.Scenario != "*" {
-				if _, err := scenario.Lookup(r.Scenario); err != nil {
-					return fmt.Errorf("%s: %w", where, err)
-				}
-			}
-			switch r.Outcome {
-			case scenario.Pass:
-				if r.Classification != "" {
-					return fmt.Errorf("%s: %s: a PASS has no classification", where, r.Scenario)
-				}
-			case scenario.Hang:
-			default:
-				return fmt.Errorf("%s: %s: outcome %q: want PASS or HANG", where, r.Scenario, r.Outcome)
-			}
-			if r.From != nil && r.To != nil && *r.From > *r.To {
-				return fmt.Errorf("%s: %s: from %s is after to %s", where, r.Scenario, r.From, r.To)
+		for i, r := range rules {
+			if err := r.check(fmt.Sprintf("%s rule %d", where, i+1)); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -159,49 +214,6 @@ func (m *Manifest) KernelNames() []string {
 	return n
 }
 
-// Expectation is what one trial must yield. Known is false when nothing is
-// known (then only CRASH and INFRA-ERROR fail).
-type Expectation struct {
-	Known          bool
-	Outcome        scenario.Outcome
-	Classification string
-	Source         string // where it came from, for failure messages
-}
-
-func (e Expectation) String() string {
-	switch {
-	case !e.Known:
-		return "unknown"
-	case e.Classification != "":
-		return string(e.Outcome) + " " + e.Classification
-	}
-	return string(e.Outcome)
-}
-
-// For returns the expectation for a kernel at a scenario and nominal
-// offset. A kernel missing from the manifest gets the class fallback
-// (-yank.expect); with None, nothing is known.
-func (m *Manifest) For(kernel string, fallback Class, sc string, offset time.Duration) Expectation {
-	k, ok := m.Kernels[kernel]
-	if !ok {
-		k = Kernel{Expect: fallback}
-	}
-	if k.Expect == None || k.Expect == "" {
-		return Expectation{Source: "kernel " + kernel + " has no expectations (-yank.expect=bad|fixed sets some)"}
-	}
-	for i, r := range k.Rules {
-		if r.matches(sc, offset) {
-			return Expectation{true, r.Outcome, r.Classification, fmt.Sprintf("kernel %s rule %d", kernel, i+1)}
-		}
-	}
-	for i, r := range m.Profiles[k.Expect] {
-		if r.matches(sc, offset) {
-			return Expectation{true, r.Outcome, r.Classification, fmt.Sprintf("profile %s rule %d", k.Expect, i+1)}
-		}
-	}
-	return Expectation{Source: fmt.Sprintf("no %s rule covers %s at %s", k.Expect, sc, offset)}
-}
-
 // IsSmoke reports whether a trial belongs to the CI smoke subset: the
 // scenario at that nominal offset is in the smoke list and the kernel is
 // marked smoke (or is not in the manifest: a user's own kernel).
@@ -217,23 +229,129 @@ func (m *Manifest) IsSmoke(kernel, sc string, offset time.Duration) bool {
 	return false
 }
 
-// Check compares a verdict with the expectation: nil when it is met. An
-// INFRA-ERROR or CRASH is never met; with no expectation, anything else is.
-func (e Expectation) Check(v scenario.Verdict) error {
-	switch v.Outcome {
-	case scenario.InfraError:
-		return fmt.Errorf("INFRA-ERROR: the trial could not be judged: %s", v.Reason)
-	case scenario.Crash:
-		return fmt.Errorf("CRASH: %s", v.Summary())
-	}
+// Expectation is what one trial must yield. Known is false when nothing is
+// known (then only CRASH and INFRA-ERROR are judged).
+type Expectation struct {
+	Known          bool
+	Outcome        scenario.Outcome
+	Classification string
+	Rate           *RateRule // nil: an exact rule
+	// Source is the rule ("profile bad rule 2") or, when nothing is
+	// known, why not.
+	Source string
+}
+
+func (e Expectation) String() string {
 	if !e.Known {
+		return "unknown"
+	}
+	s := string(e.Outcome)
+	if e.Classification != "" {
+		s += " " + e.Classification
+	}
+	if e.Rate != nil {
+		s += " " + e.Rate.String()
+	}
+	return s
+}
+
+// For returns the expectation for a kernel at a scenario and nominal
+// offset. A kernel missing from the manifest gets the class fallback
+// (-yank.expect); with None, nothing is known.
+func (m *Manifest) For(kernel string, fallback Class, sc string, offset time.Duration) Expectation {
+	k, ok := m.Kernels[kernel]
+	if !ok {
+		k = Kernel{Expect: fallback}
+	}
+	if k.Expect == None || k.Expect == "" {
+		return Expectation{Source: "kernel " + kernel + " has no expectations (-yank.expect=bad|fixed sets some)"}
+	}
+	found := func(r Rule, source string) Expectation {
+		return Expectation{Known: true, Outcome: r.Outcome, Classification: r.Classification, Rate: r.rate(), Source: source}
+	}
+	for i, r := range k.Rules {
+		if r.matches(sc, offset) {
+			return found(r, fmt.Sprintf("kernel %s rule %d", kernel, i+1))
+		}
+	}
+	for i, r := range m.Profiles[k.Expect] {
+		if r.matches(sc, offset) {
+			return found(r, fmt.Sprintf("profile %s rule %d", k.Expect, i+1))
+		}
+	}
+	return Expectation{Source: fmt.Sprintf("no %s rule covers %s at %s", k.Expect, sc, offset)}
+}
+
+// Status is a judgement's kind.
+type Status string
+
+const (
+	Met       Status = "met"
+	Problem   Status = "problem"    // the kernel did not do what it should, or yank failed
+	NotJudged Status = "not judged" // the trial (or cell) says nothing either way
+)
+
+// Judgement is a verdict (or a cell's rate) held against an expectation.
+type Judgement struct {
+	Status  Status `json:"status"`
+	Message string `json:"message,omitempty"` // the problem, or why not judged
+}
+
+// Err is the problem as an error, nil otherwise: the pass/fail view.
+func (j Judgement) Err() error {
+	if j.Status != Problem {
 		return nil
 	}
+	return errors.New(j.Message)
+}
+
+func problem(format string, args ...any) Judgement {
+	return Judgement{Problem, fmt.Sprintf(format, args...)}
+}
+
+// Judge holds one verdict against the expectation. INFRA-ERROR and CRASH
+// are always problems; a MISSED trial tested nothing and a trial no rule
+// covers has nothing to be held against: both are not judged. Under a
+// rate rule a PASS, or a HANG with the right classification, is met for
+// the trial: the cell's rate is judged (RateRule.Judge) once the cell is
+// complete.
+func (e Expectation) Judge(v scenario.Verdict) Judgement {
+	switch v.Outcome {
+	case scenario.InfraError:
+		return problem("INFRA-ERROR: the trial could not be judged: %s", v.Reason)
+	case scenario.Crash:
+		return problem("CRASH: %s", v.Summary())
+	case scenario.Missed:
+		reason := v.Reason
+		if v.Window != nil {
+			reason = v.Window.Reason
+		}
+		return Judgement{NotJudged, "not tested: " + reason}
+	}
+	if !e.Known {
+		return Judgement{NotJudged, e.Source}
+	}
+	if e.Rate != nil && v.Outcome == scenario.Pass {
+		return Judgement{Status: Met}
+	}
 	if v.Outcome != e.Outcome {
-		return fmt.Errorf("expected %s (%s), got %s: %s", e, e.Source, v.Outcome, v.Summary())
+		return problem("expected %s (%s), got %s: %s", e, e.Source, v.Outcome, v.Summary())
 	}
 	if e.Classification != "" && v.Classification != e.Classification {
-		return fmt.Errorf("expected %s (%s), got HANG %s: %s", e, e.Source, v.Classification, v.Summary())
+		return problem("expected %s (%s), got HANG %s: %s", e, e.Source, v.Classification, v.Summary())
 	}
-	return nil
+	return Judgement{Status: Met}
+}
+
+// Judge holds a cell's hang rate against the rule: not judged below
+// MinTrials tested trials, a problem below MinRate. The message starts
+// with the rate and its interval.
+func (rr RateRule) Judge(r scenario.Rate) Judgement {
+	switch {
+	case r.Tested < rr.MinTrials:
+		return Judgement{NotJudged, fmt.Sprintf("%s: %d tested, the rate rule needs %d", r, r.Tested, rr.MinTrials)}
+	case r.Value() < rr.MinRate:
+		return problem("%s: below the rate rule's %s", r, percent(rr.MinRate))
+	}
+	return Judgement{Met, fmt.Sprintf("%s: at least %s", r, percent(rr.MinRate))}
 }

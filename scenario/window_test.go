@@ -1,0 +1,180 @@
+package scenario
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yank-dev/yank/qmp/journal"
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func sample(at time.Duration, trig, in string, dirty int64, inflight, dev string) Sample {
+	return Sample{GuestTime: Duration(at), Trigger: trig, In: in, WChan: "x", DirtyKB: dirty, InFlight: inflight, Device: dev}
+}
+
+func TestJudgeWindow(t *testing.T) {
+	unbind := Window{Trigger: WindowRunning, TriggerIn: []string{"del_gendisk"}, IO: WindowOutstanding}
+	idle := Window{IO: WindowIdle, Device: WindowBound}
+	inDG := sample(ms(3000), "running", "del_gendisk", 45000, "0/4", "present")
+	for _, tc := range []struct {
+		name    string
+		w       Window
+		samples []Sample
+		cut     time.Duration
+		hit     bool
+		reason  string // substring
+	}{
+		{"in del_gendisk with writeback", unbind, []Sample{sample(ms(2900), "running", "-", 46000, "0/4", "bound"), inDG}, ms(3020), true, "20ms before the cut"},
+		{"after sample ignored", unbind, []Sample{inDG, sample(ms(3100), "exited", "-", 0, "-", "gone")}, ms(3050), true, ""},
+		{"trigger finished", unbind, []Sample{sample(ms(32000), "exited", "-", 0, "0/0", "bound")}, ms(32020), false, "already finished"},
+		{"not started", unbind, []Sample{sample(ms(1000), "none", "-", 46000, "0/0", "bound")}, ms(1050), false, "had not started"},
+		{"not yet in del_gendisk", unbind, []Sample{sample(ms(2010), "running", "-", 46000, "0/0", "bound")}, ms(2040), false, "not under del_gendisk"},
+		{"nothing outstanding", unbind, []Sample{sample(ms(5000), "running", "del_gendisk", 100, "0/0", "bound")}, ms(5010), false, "no I/O was outstanding"},
+		{"in flight counts as outstanding", unbind, []Sample{sample(ms(5000), "running", "del_gendisk", 0, "0/1", "bound")}, ms(5010), true, ""},
+		{"stale sample", unbind, []Sample{inDG}, ms(3400), false, "more than 300ms"},
+		{"no sample before", unbind, []Sample{inDG}, ms(2000), false, "no guest sample before"},
+		{"no samples", unbind, nil, ms(2000), false, "reported nothing"},
+		{"idle control", idle, []Sample{sample(ms(1990), "none", "-", 20, "0/0", "bound")}, ms(2000), true, ""},
+		{"idle control, busy disk", idle, []Sample{sample(ms(1990), "none", "-", 20, "0/3", "bound")}, ms(2000), false, "not idle"},
+		{"idle control, unbound", idle, []Sample{sample(ms(1990), "none", "-", 0, "0/0", "present")}, ms(2000), false, "not bound"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := judgeWindow(tc.w, tc.samples, tc.cut)
+			if e.Hit != tc.hit || !strings.Contains(e.Reason, tc.reason) {
+				t.Fatalf("hit=%v reason=%q, want hit=%v reason containing %q", e.Hit, e.Reason, tc.hit, tc.reason)
+			}
+			if e.Samples != len(tc.samples) {
+				t.Errorf("samples %d", e.Samples)
+			}
+		})
+	}
+}
+
+func TestWindowValidate(t *testing.T) {
+	for _, w := range []Window{
+		{Trigger: "finished"}, {IO: "busy"}, {Device: "present"},
+		{TriggerIn: []string{"del_gendisk"}},                            // needs trigger running
+		{Trigger: WindowRunning, TriggerIn: []string{"rm -rf; x"}},      // not a function name
+		{Trigger: WindowRunning, TriggerIn: []string{"del_gendisk+0x1"}}, // a frame, not a name
+	} {
+		if err := w.validate(); err == nil {
+			t.Errorf("accepted %+v", w)
+		}
+	}
+	if _, err := LoadCatalog([]byte(`{"scenarios":[{"name":"x","trigger":"none","removal":"surprise","io":"none","window":{"trigger":"running"}}]}`)); err == nil {
+		t.Error("accepted a running-trigger window on a scenario without a trigger")
+	}
+	for _, sc := range All() {
+		if sc.Window.String() == "anything" {
+			t.Errorf("scenario %s declares no window", sc.Name)
+		}
+	}
+}
+
+func entries(lines ...string) []journal.Entry[string] {
+	j := journal.New[string]()
+	for _, l := range lines {
+		j.Append(l)
+	}
+	return j.Snapshot()
+}
+
+func TestParseSamples(t *testing.T) {
+	got := parseSamples(entries(
+		"[    3.071930] YANK-S n=15 trig=running in=del_gendisk wchan=folio_wait_bit_common dirty=45824 wb=36 inflight=0/4 dev=present",
+		"[    3.092830] pcieport 0000:00:02.0: pciehp: Slot(1): Card not present",
+		"YANK-S n=16 trig=running in=- wchan=- dirty=1 wb=0 inflight=- dev=gone", // no stamp: not placeable
+		"[    3.141545] YANK-S n=16 trig=exited in=- wchan=- dirty=0 wb=0 inflight=- dev=gone",
+	))
+	if len(got) != 2 {
+		t.Fatalf("got %d samples: %+v", len(got), got)
+	}
+	s := got[0]
+	if s.Seq != 15 || time.Duration(s.GuestTime) != 3071930*time.Microsecond || s.In != "del_gendisk" || s.DirtyKB != 45824 || s.WriteKB != 36 || s.InFlight != "0/4" || s.Device != "present" {
+		t.Fatalf("sample %+v", s)
+	}
+	if !s.outstanding() || got[1].outstanding() {
+		t.Errorf("outstanding: %v %v", s.outstanding(), got[1].outstanding())
+	}
+}
+
+func TestGuestTimes(t *testing.T) {
+	host := time.Date(2026, 12, 1, 21, 48, 44, 0, time.UTC)
+	j := journal.New[string]()
+	add := func(after time.Duration, line string) {
+		j.AppendAt(host.Add(after), line)
+	}
+	add(0, "[    2.088751] YANK-T0 trigger=unbind pid=68")
+	add(1005*time.Millisecond, "[    3.092830] pcieport 0000:00:02.0: pciehp: Slot(1): Card not present")
+	add(1300*time.Millisecond, "[    3.352910] YANK-T1 rc=1")
+	g := guestTimes(j.Snapshot(), RemovalSurprise, host.Add(1004*time.Millisecond))
+	if g.T0 == nil || g.T1 == nil || g.Removal == nil || g.Cut == nil || g.TriggerRC == nil {
+		t.Fatalf("missing milestones: %+v", g)
+	}
+	if *g.TriggerRC != 1 || time.Duration(*g.Offset) != 1004079*time.Microsecond {
+		t.Errorf("rc %d offset %s", *g.TriggerRC, *g.Offset)
+	}
+	// The estimate (T0 + 1.004 s = 3.092751) is before the removal line.
+	if time.Duration(*g.Cut) != 3092751*time.Microsecond || g.Order != "T0 < cut < removal seen < T1" {
+		t.Errorf("cut %s order %q", *g.Cut, g.Order)
+	}
+	// A late estimate is clamped to the guest's own removal line.
+	g = guestTimes(j.Snapshot(), RemovalSurprise, host.Add(1010*time.Millisecond))
+	if time.Duration(*g.Cut) != 3092830*time.Microsecond {
+		t.Errorf("unclamped cut %s", *g.Cut)
+	}
+	if g := guestTimes(j.Snapshot(), RemovalGraceful, host); g.Removal != nil {
+		t.Errorf("a surprise line proved a graceful removal: %+v", g)
+	}
+	if g := guestTimes(entries("[ 1.000000] no marker"), RemovalSurprise, host); g.T0 != nil || g.Cut != nil {
+		t.Errorf("times without a T0: %+v", g)
+	}
+}
+
+func TestMarkerPID(t *testing.T) {
+	for line, want := range map[string]int{
+		"[    2.088751] YANK-T0 trigger=unbind pid=68": 68,
+		"YANK-T0 trigger=sync pid=":                    0, // used to panic
+		"YANK-T0 trigger=sync pid= ":                   0,
+		"YANK-T0 trigger=sync pid=x":                   0,
+		"YANK-T0 trigger=sync":                         0,
+	} {
+		pid, ok := markerPID(line)
+		if pid != want || ok != (want > 0) {
+			t.Errorf("%q: got %d %v, want %d", line, pid, ok, want)
+		}
+	}
+}
+
+func TestWilson(t *testing.T) {
+	for _, tc := range []struct {
+		k, n   int
+		lo, hi float64
+	}{
+		// Reference values from the closed form (e.g. statsmodels'
+		// proportion_confint(method="wilson")).
+		{0, 10, 0, 0.2775},
+		{10, 10, 0.7225, 1},
+		{5, 10, 0.2366, 0.7634},
+		{1, 3, 0.0615, 0.7923},
+		{0, 0, 0, 1},
+	} {
+		lo, hi := Wilson(tc.k, tc.n)
+		if math.Abs(lo-tc.lo) > 1e-4 || math.Abs(hi-tc.hi) > 1e-4 {
+			t.Errorf("Wilson(%d,%d) = %.4f-%.4f, want %.4f-%.4f", tc.k, tc.n, lo, hi, tc.lo, tc.hi)
+		}
+	}
+	r := RateOf([]Outcome{Hang, Hang, Pass, Missed, InfraError, Crash})
+	if r.Hangs != 2 || r.Tested != 4 || r.Missed != 1 || r.Infra != 1 || r.Crash != 1 {
+		t.Fatalf("rate %+v", r)
+	}
+	if s := r.String(); !strings.Contains(s, "2/4 hung (50 %") || !strings.Contains(s, "1 missed") {
+		t.Errorf("rate text %q", s)
+	}
+	if s := RateOf([]Outcome{Missed, Missed}).String(); s != "nothing tested, 2 missed" {
+		t.Errorf("rate text %q", s)
+	}
+}
