@@ -56,8 +56,8 @@ func TestJudgeWindow(t *testing.T) {
 func TestWindowValidate(t *testing.T) {
 	for _, w := range []Window{
 		{Trigger: "finished"}, {IO: "busy"}, {Device: "present"},
-		{TriggerIn: []string{"del_gendisk"}},                            // needs trigger running
-		{Trigger: WindowRunning, TriggerIn: []string{"rm -rf; x"}},      // not a function name
+		{TriggerIn: []string{"del_gendisk"}},                             // needs trigger running
+		{Trigger: WindowRunning, TriggerIn: []string{"rm -rf; x"}},       // not a function name
 		{Trigger: WindowRunning, TriggerIn: []string{"del_gendisk+0x1"}}, // a frame, not a name
 	} {
 		if err := w.validate(); err == nil {
