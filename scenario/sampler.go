@@ -14,7 +14,8 @@ const samplerLimit = 2000
 
 // samplerScript is the in-guest sampler: every ~60 ms it prints one
 // YANK-S line to /dev/kmsg with the trigger's state (running, and the
-// first of funcs found in its /proc/PID/stack), Dirty and Writeback from
+// first of funcs found in its /proc/PID/stack, "?" when the stack read
+// came back empty, as it does while the task is on a CPU), Dirty and Writeback from
 // /proc/meminfo, the disk's in-flight requests and whether the device is
 // still bound. It reads only /proc and sysfs attributes that never block
 // on the device, and uses shell builtins (read, case, echo) so that it
@@ -30,7 +31,9 @@ while [ ! -e $R/sampler.stop ] && [ $N -lt %d ]; do
     { while read k v r; do if [ "$k" = State: ]; then case $v in Z|X) ;; *) t=running;; esac; break; fi; done; } 2>/dev/null < /proc/$P/status
     if [ $t = running ]; then
       { read w; } 2>/dev/null < /proc/$P/wchan
-      { while read a fn; do for f in $F; do case $fn in $f+*) [ $in = - ] && in=$f;; esac; done; done; } 2>/dev/null < /proc/$P/stack
+      nf=0
+      { while read a fn; do nf=$((nf+1)); for f in $F; do case $fn in $f+*) [ $in = - ] && in=$f;; esac; done; done; } 2>/dev/null < /proc/$P/stack
+      [ $nf = 0 ] && in=?
     fi
   fi
   dirty=0; wb=0

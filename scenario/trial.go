@@ -297,12 +297,21 @@ func (r *runner) trigger(ctx context.Context) bool {
 echo "%s trigger=%s pid=$$" > /dev/kmsg
 %s
 echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
-	// The sampler starts first, so the state before T0 is on record too.
+	// The sampler starts first and the trigger waits for its first look,
+	// so even a cut at +0s has the guest's state before it on record.
+	mark := r.m.Console.Mark()
 	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.Window.TriggerIn), "/run/yank/sampler.log")); err != nil {
 		r.infra("starting the guest sampler: %v", err)
 		return false
 	}
-	mark := r.m.Console.Mark()
+	sctx, scancel := context.WithTimeout(ctx, 15*time.Second)
+	_, err := r.m.Console.Wait(sctx, mark, "YANK-S n=1 ")
+	scancel()
+	if err != nil {
+		r.infra("the guest sampler printed nothing (see /run/yank/sampler.log in the guest): %v", err)
+		return false
+	}
+	mark = r.m.Console.Mark()
 	if _, err := r.m.Agent.Exec(ctx, bg(script, "/run/yank/trigger.log")); err != nil {
 		r.infra("starting the %s trigger: %v", r.t.Scenario.Trigger, err)
 		return false

@@ -97,7 +97,7 @@ type Sample struct {
 	GuestTime Duration  `json:"guest_time"` // printk stamp
 	HostTime  time.Time `json:"host_time"`  // reached the host's console reader
 	Trigger   string    `json:"trigger"`    // none, running, exited
-	In        string    `json:"in"`         // the first window function in the trigger's stack, or "-"
+	In        string    `json:"in"`         // the first window function in the trigger's stack, "-" for none, "?" when unreadable
 	WChan     string    `json:"wchan"`
 	DirtyKB   int64     `json:"dirty_kb"`
 	WriteKB   int64     `json:"writeback_kb"`
@@ -162,6 +162,21 @@ func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 		return e
 	}
 	e.Gap = Duration(cut - time.Duration(b.GuestTime))
+	// A running task's /proc/PID/stack reads empty ("?"): the stack
+	// evidence is then the last one read, if it is recent enough.
+	stackAt := b
+	if len(w.TriggerIn) > 0 && b.In == "?" {
+		for i := len(ss) - 1; i >= 0; i-- {
+			s := &ss[i]
+			if time.Duration(s.GuestTime) >= cut || s.In == "?" {
+				continue
+			}
+			if s.Trigger == "running" && cut-time.Duration(s.GuestTime) <= MaxSampleGap {
+				stackAt = s
+			}
+			break
+		}
+	}
 	if time.Duration(e.Gap) > MaxSampleGap {
 		e.Reason = fmt.Sprintf("the last guest sample was %s before the cut (more than %s): the state at the cut is unknown",
 			time.Duration(e.Gap).Round(time.Millisecond), MaxSampleGap)
@@ -173,7 +188,9 @@ func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 		e.Reason = at + ", the trigger had not started"
 	case w.Trigger == WindowRunning && b.Trigger != "running":
 		e.Reason = at + ", the trigger had already finished"
-	case len(w.TriggerIn) > 0 && !slices.Contains(w.TriggerIn, b.In):
+	case len(w.TriggerIn) > 0 && stackAt.In == "?":
+		e.Reason = fmt.Sprintf("%s, the trigger's stack could not be read (running) and no recent sample read it", at)
+	case len(w.TriggerIn) > 0 && !slices.Contains(w.TriggerIn, stackAt.In):
 		e.Reason = fmt.Sprintf("%s, the trigger was not under %s (wchan %s)", at, strings.Join(w.TriggerIn, "|"), b.WChan)
 	case w.IO == WindowOutstanding && !b.outstanding():
 		e.Reason = fmt.Sprintf("%s, no I/O was outstanding (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
@@ -184,6 +201,9 @@ func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 	default:
 		e.Hit = true
 		e.Reason = fmt.Sprintf("%s %s: %s", w, at, b)
+		if stackAt != b {
+			e.Reason += fmt.Sprintf(" (stack from #%d, %s before the cut)", stackAt.Seq, (cut - time.Duration(stackAt.GuestTime)).Round(time.Millisecond))
+		}
 	}
 	return e
 }

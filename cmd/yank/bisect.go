@@ -20,11 +20,15 @@ import (
 	"github.com/yank-dev/yank/scenario"
 )
 
-// git bisect run's exit-code contract.
+// git bisect run's exit-code contract: 0 good, 1-127 bad except 125
+// (skip: the commit cannot be tested), 128 and more abort the bisection.
 const (
-	bisectGood = 0
-	bisectBad  = 1
-	bisectSkip = 125
+	bisectGood  = 0
+	bisectBad   = 1
+	bisectSkip  = 125
+	bisectAbort = 128 // yank's own usage or setup error: never blame a commit
+	// bisectInterrupted is 128+SIGINT, as a shell reports ^C.
+	bisectInterrupted = 130
 )
 
 // exitError carries a chosen exit status out of a command.
@@ -56,8 +60,22 @@ type bisectStep struct {
 }
 
 // bisectRunCmd builds the kernel tree at HEAD, runs trials, and exits 0
-// (good), 1 (bad) or 125 (skip) for `git bisect run`.
+// (good), 1 (bad) or 125 (skip) for `git bisect run`; any error of its own
+// (bad flags, no git tree, an unwritable log dir) exits 128 so that git
+// stops the bisection instead of marking the commit bad.
 func bisectRunCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := bisectRun(ctx, args, stdout, stderr)
+	var ec exitCoder
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.As(err, &ec):
+		return err
+	case ctx.Err() != nil:
+		return &exitError{code: bisectInterrupted, msg: "bisect-run: interrupted: " + err.Error()}
+	}
+	return &exitError{code: bisectAbort, msg: "bisect-run: " + err.Error() + " (exit 128: git bisect run stops here)"}
+}
+
+func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bisect-run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tree := fs.String("tree", ".", "kernel git tree (checked out at the commit to test)")
@@ -75,7 +93,9 @@ For git bisect run, inside a kernel tree:
   git bisect run yank bisect-run -scenario unbind-race -trials 3
 
 Exit 0 = good (N clean trials), 1 = bad (a HANG), 125 = skip (the commit does
-not build or boot, or a trial could not be judged). -invert swaps good and bad.
+not build or boot, a trial could not be judged, or its cut MISSED the
+scenario's window), 128 = yank's own error (bad flags, no git tree: git stops
+the bisection). -invert swaps good and bad.
 
 `)
 		fs.PrintDefaults()
@@ -124,9 +144,16 @@ not build or boot, or a trial could not be judged). -invert swaps good and bad.
 	fmt.Fprintf(log, "bisect-run: %s %s\n", short(commit), subject)
 
 	runBisectStep(ctx, &step, sc, *variant, log)
+	if ctx.Err() != nil {
+		// An interrupted step says nothing about the commit.
+		return &exitError{code: bisectInterrupted, msg: "bisect-run: interrupted"}
+	}
 	step.Total = scenario.Duration(time.Since(step.Started))
 	fmt.Fprintf(log, "bisect-run: %s -> %s (exit %d): %s\n", short(commit), step.Result, step.Exit, step.Reason)
-	b, _ := json.MarshalIndent(step, "", "  ")
+	b, err := json.MarshalIndent(step, "", "  ")
+	if err != nil {
+		return err
+	}
 	if err := os.WriteFile(filepath.Join(step.Dir, "step.json"), append(b, '\n'), 0o600); err != nil {
 		return err
 	}
@@ -178,7 +205,8 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 		case scenario.Pass:
 			clean++
 		default:
-			// A crash or an infrastructure failure is not the hang hunted.
+			// A crash, an infrastructure failure or a cut that missed the
+			// window says nothing about the hang hunted.
 			skip("trial %d: %s: %s", i, v.Outcome, v.Summary())
 			return
 		}

@@ -62,6 +62,7 @@ type Rule struct {
 	// "exact rule".
 	MinRate   *float64 `json:"min_rate,omitempty"`
 	MinTrials *int     `json:"min_trials,omitempty"`
+	Note      string   `json:"note,omitempty"` // why the rule says so
 }
 
 // RateRule is a rate rule's threshold.

@@ -1,14 +1,18 @@
 package report
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/joshdk/go-junit"
+
+	"github.com/yank-dev/yank/scenario"
 )
 
 // Command is `yank report` (and `go run ./suites/cmd/report`): it writes
@@ -72,7 +76,15 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "report %s: %d trials, %d unexpected\n", *out, m.Total, m.Problems)
+	var counts []string
+	for _, o := range append(scenario.Outcomes, "") {
+		if n := m.Totals[o]; n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, cmp.Or(string(o), "no verdict")))
+		}
+	}
+	fmt.Fprintf(stdout, "report %s: %d trials (%s), %d unexpected, %d not judged, %d cells below their rate rule\n",
+		*out, m.Total, strings.Join(counts, ", "), m.Problems, m.NotJudged, len(m.RateProblems()))
+	WriteRates(stdout, m.Rates)
 	WriteTimings(stdout, m.Timings)
 	return nil
 }

@@ -15,12 +15,13 @@ import (
 var pageTemplate string
 
 var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"heat":  heat,
-	"dur":   func(d scenario.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
-	"ms":    func(d time.Duration) string { return d.Round(time.Millisecond).String() },
-	"lower": func(o scenario.Outcome) string { return strings.ToLower(string(o)) },
-	"trial": func(m Model, i int) Trial { return m.Trials[i] },
-	"join":  func(s []string) string { return strings.Join(s, ", ") },
+	"heat":      heat,
+	"notTested": func() template.CSS { return notTested },
+	"dur":       func(d scenario.Duration) string { return time.Duration(d).Round(time.Millisecond).String() },
+	"ms":        func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"lower":     func(o scenario.Outcome) string { return strings.ToLower(string(o)) },
+	"trial":     func(m Model, i int) Trial { return m.Trials[i] },
+	"join":      func(s []string) string { return strings.Join(s, ", ") },
 	"seeds": func(s []int64) string {
 		var out []string
 		for _, v := range s {
@@ -30,9 +31,17 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	},
 }).Parse(pageTemplate))
 
-// heat colours a hang rate: green (none hung) through amber to red (all).
+// notTested is the colour of a cell where nothing was tested (every
+// trial MISSED or never judged): grey stripes, never mistaken for green.
+const notTested = "background: repeating-linear-gradient(45deg, #c8c8c8 0 6px, #ececec 6px 12px)"
+
+// heat colours a cell by hangs/tested: green (none hung) through amber to
+// red (all).
 func heat(c *Cell) template.CSS {
-	hue := 120 * (1 - c.Rate())
+	if c.Tested == 0 {
+		return notTested
+	}
+	hue := 120 * (1 - c.Value())
 	return template.CSS(fmt.Sprintf("background: hsl(%.0f, 65%%, 72%%)", hue))
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeReport renders the fixture matrix to dir/report.html.
@@ -29,19 +30,49 @@ func TestRender(t *testing.T) {
 	p, m := writeReport(t, t.TempDir())
 	b, _ := os.ReadFile(p)
 	html := string(b)
+	cellTD := func(sc, kernel string, off time.Duration) string {
+		a := m.Cell(sc, kernel, off).Anchor
+		i := strings.Index(html, `<a href="#`+a+`"><span class="count">`)
+		if i < 0 {
+			t.Fatalf("no heatmap cell %s", a)
+		}
+		return html[strings.LastIndex(html[:i], "<td"):i]
+	}
 	for _, want := range []string{
 		`<span class="count">3/5</span>`, `<span class="count">5/5</span>`, `1 INFRA-ERROR`,
-		`seed 7`, `unexpected: 3`,
+		`seed 7`, `unexpected: 3`, `not judged: 4`, `hang rate below its rule: 1`,
 		`href="#` + m.Cell("unbind-race", "stock", 1e9).Anchor + `"`, `id="` + m.Cell("unbind-race", "stock", 1e9).Anchor + `"`,
 		`del_gendisk&#43;0x81/0x223`,                // the stuck stack, inline
 		`unbind_store&#43;0x4f/0x6b &lt;script&gt;`, // escaped
 		`href="artifacts/stock/unbind-race/1s-r1/console.log"`,
-		`expected HANG unbind-del_gendisk, got PASS`,
+		`expected HANG unbind-del_gendisk (profile bad rule 1), got PASS`,
 		`class="problem"`,
+		// MISSED: counted apart, never green; the trial shows why it was not judged.
+		`<span class="count">not tested</span><br><span class="sub">2 missed</span>`,
+		`<span class="count">2/3</span><br><span class="sub">1 missed</span>`,
+		`<span class="o-missed">MISSED</span>`,
+		`<div class="not-judged">not judged: not tested: the trigger had already finished 12ms before the cut</div>`,
+		`window: hit (want anything): trigger running, I/O outstanding 40ms before the cut`,
+		// Rates with their Wilson interval: heading, table, failed rule.
+		`surprise-io on stock at 2s: 2/3 hung (67 %, 95 % CI 21-94 %), 1 missed</h3>`,
+		`<td>1/3 hung (33 %, 95 % CI 6-79 %)</td>`,
+		`rfc-v3 surprise-io @2s</a>: 1/3 hung (33 %, 95 % CI 6-79 %): below the rate rule&#39;s 50 %`,
+		`rate rule not judged: 1/1 hung (100 %, 95 % CI 21-100 %), 1 missed: 1 tested, the rate rule needs 3`,
 	} {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %s", want)
 		}
+	}
+	// Cell colours: a MISSED-only cell is the not-tested stripes, a cell
+	// with trials tested is coloured by hangs/tested (2/3 -> hue 40).
+	if td := cellTD("unbind-race", "stock", 4*time.Second); !strings.Contains(td, "repeating-linear-gradient") || !strings.Contains(td, `title="nothing tested, 2 missed; 2 not judged"`) {
+		t.Errorf("MISSED cell: %s", td)
+	}
+	if td := cellTD("surprise-io", "stock", 2*time.Second); !strings.Contains(td, "hsl(40, 65%, 72%)") || !strings.Contains(td, "95 % CI 21-94 %") || strings.Contains(td, "problem") {
+		t.Errorf("2/3 cell: %s", td)
+	}
+	if td := cellTD("surprise-io", "rfc-v3", 2*time.Second); !strings.Contains(td, `class="problem"`) || !strings.Contains(td, "rate rule: problem") {
+		t.Errorf("the failed rate cell is not outlined: %s", td)
 	}
 	// The unexpected list links each failed trial.
 	for _, tr := range m.Trials {
@@ -70,8 +101,8 @@ func chromium(t *testing.T) string {
 }
 
 // TestScreenshot renders the report in a real headless Chromium and checks
-// the screenshot shows the heatmap: both its red (all hung) and green
-// (none hung) cells. YANK_SCREENSHOT=path keeps the PNG.
+// the screenshot shows the heatmap: its red (all hung), green (none hung)
+// and striped grey (nothing tested) cells. YANK_SCREENSHOT=path keeps the PNG.
 func TestScreenshot(t *testing.T) {
 	bin := chromium(t)
 	dir := t.TempDir()
@@ -95,9 +126,9 @@ func TestScreenshot(t *testing.T) {
 	if b := img.Bounds(); b.Dx() != 1200 || b.Dy() != 900 {
 		t.Errorf("screenshot is %dx%d, want 1200x900", b.Dx(), b.Dy())
 	}
-	red, green := countHeat(img)
-	if red < 500 || green < 500 {
-		t.Errorf("heatmap not visible: %d red and %d green pixels", red, green)
+	red, green, stripes := countHeat(img)
+	if red < 500 || green < 500 || stripes < 300 {
+		t.Errorf("heatmap not visible: %d red, %d green and %d not-tested stripe pixels", red, green, stripes)
 	}
 	if keep := os.Getenv("YANK_SCREENSHOT"); keep != "" {
 		b, _ := os.ReadFile(shot)
@@ -110,8 +141,9 @@ func TestScreenshot(t *testing.T) {
 }
 
 // countHeat counts pixels of the heatmap's end colours: hsl(0,65%,72%)
-// is about rgb(230,137,137), hsl(120,65%,72%) about rgb(137,230,137).
-func countHeat(img image.Image) (red, green int) {
+// is about rgb(230,137,137), hsl(120,65%,72%) about rgb(137,230,137); and
+// the dark stripe (#c8c8c8) of a cell where nothing was tested.
+func countHeat(img image.Image) (red, green, stripes int) {
 	near := func(a, b uint32) bool { return a+12 >= b && a <= b+12 }
 	bd := img.Bounds()
 	for y := bd.Min.Y; y < bd.Max.Y; y++ {
@@ -123,8 +155,10 @@ func countHeat(img image.Image) (red, green int) {
 				red++
 			case near(r, 137) && near(g, 230) && near(b, 137):
 				green++
+			case r == 200 && g == 200 && b == 200:
+				stripes++
 			}
 		}
 	}
-	return red, green
+	return red, green, stripes
 }

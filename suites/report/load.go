@@ -67,9 +67,7 @@ func Load(paths ...string) (Input, error) {
 }
 
 // LoadGinkgo reads a Ginkgo JSON report (--json-report) of the hotunplug
-// suite. A spec that ended without a Record (it timed out or panicked
-// before the trial returned) still counts, as a trial with no verdict,
-// rebuilt from its labels.
+// suite.
 func LoadGinkgo(path string) (Input, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -79,17 +77,28 @@ func LoadGinkgo(path string) (Input, error) {
 	if err := json.Unmarshal(b, &reports); err != nil {
 		return Input{}, fmt.Errorf("not a Ginkgo JSON report: %w", err)
 	}
-	in := Input{Sources: []string{path}}
+	in, err := FromReports(reports)
+	in.Sources = []string{path}
+	return in, err
+}
+
+// FromReports finds the trials in Ginkgo reports: read back from JSON, or
+// live in a ReportAfterSuite. A spec that ended without a Record (it timed
+// out or panicked before the trial returned) still counts, as a trial
+// with no verdict, rebuilt from its labels; a skipped spec counts only
+// when it ran a trial (it was not judged), not when a filter left it out.
+func FromReports(reports []types.Report) (Input, error) {
+	var in Input
 	for _, r := range reports {
 		for _, sr := range r.SpecReports {
 			for _, e := range sr.ReportEntries {
 				if e.Name == "yank.seed" {
-					if s, err := strconv.ParseInt(e.Value.AsJSON, 10, 64); err == nil && !containsSeed(in.Seeds, s) {
+					if s, err := strconv.ParseInt(entryJSON(e), 10, 64); err == nil && !containsSeed(in.Seeds, s) {
 						in.Seeds = append(in.Seeds, s)
 					}
 				}
 			}
-			if sr.LeafNodeType != types.NodeTypeIt || sr.State.Is(types.SpecStateSkipped|types.SpecStatePending) {
+			if sr.LeafNodeType != types.NodeTypeIt || sr.State.Is(types.SpecStatePending) {
 				continue
 			}
 			rec, ok, err := recordOf(sr)
@@ -105,18 +114,35 @@ func LoadGinkgo(path string) (Input, error) {
 	return in, nil
 }
 
+// entryJSON is a report entry's value as JSON. Entries read back from a
+// report (or sent by another parallel process) have it; an entry added in
+// this process holds only the Go value.
+func entryJSON(e types.ReportEntry) string {
+	if e.Value.AsJSON != "" {
+		return e.Value.AsJSON
+	}
+	b, err := json.Marshal(e.GetRawValue())
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
 func recordOf(sr types.SpecReport) (Record, bool, error) {
 	var rec Record
 	found := false
 	for _, e := range sr.ReportEntries {
 		if e.Name == EntryName {
-			if err := json.Unmarshal([]byte(e.Value.AsJSON), &rec); err != nil {
+			if err := json.Unmarshal([]byte(entryJSON(e)), &rec); err != nil {
 				return rec, false, err
 			}
 			found = true
 		}
 	}
 	if !found {
+		if sr.State.Is(types.SpecStateSkipped) {
+			return rec, false, nil // filtered out: never ran
+		}
 		labels := map[string]string{}
 		for _, l := range sr.Labels() {
 			if k, v, ok := strings.Cut(l, ":"); ok {
@@ -133,6 +159,9 @@ func recordOf(sr types.SpecReport) (Record, bool, error) {
 	rec.State = sr.State.String()
 	if sr.State.Is(types.SpecStateFailureStates) && rec.Problem == "" {
 		rec.Problem = sr.State.String() + ": " + firstLine(sr.Failure.Message)
+	}
+	if sr.State.Is(types.SpecStateSkipped) && rec.NotJudged == "" && rec.Problem == "" {
+		rec.NotJudged = "skipped: " + firstLine(sr.Failure.Message)
 	}
 	return rec, true, nil
 }
@@ -182,10 +211,6 @@ func recordFromVerdict(v scenario.Verdict, trialDir string) Record {
 			rec.Offset = scenario.Duration(d) // the nominal offset, if the suite jittered it
 		}
 	}
-	e := expect.Default.For(v.Kernel, expect.None, v.Scenario, time.Duration(rec.Offset))
-	rec.Expect = e.String()
-	if err := e.Check(v); err != nil {
-		rec.Problem = err.Error()
-	}
+	rec.Judge(expect.Default.For(v.Kernel, expect.None, v.Scenario, time.Duration(rec.Offset)))
 	return rec
 }

@@ -10,45 +10,105 @@ import (
 	"time"
 
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/suites/expect"
 )
 
-// Cell is one kernel at one offset of one scenario: how many of its
-// trials hung, out of how many.
-type Cell struct {
-	Kernel   string
-	Offset   time.Duration
-	Hangs    int
-	Total    int
-	Problems int // trials that did not meet their expectation
-	Outcomes map[scenario.Outcome]int
-	Trials   []int // indexes into Model.Trials
-	Anchor   string
+// CellRate is one cell's hang rate: HANGs over tested trials (PASS, HANG,
+// CRASH) with the Wilson interval, MISSED and INFRA-ERROR apart, and the
+// judgement of the cell's rate rule if it has one. The suite attaches one
+// per cell to its ReportAfterSuite node (RateEntryName).
+type CellRate struct {
+	Kernel   string            `json:"kernel"`
+	Scenario string            `json:"scenario"`
+	Offset   scenario.Duration `json:"offset"` // nominal
+	scenario.Rate
+	Text     string           `json:"text"` // Rate.String()
+	Expect   string           `json:"expect,omitempty"`
+	Rule     string           `json:"rule,omitempty"`
+	RateRule *expect.RateRule `json:"rate_rule,omitempty"`
+	// Judgement of the rate rule; nil without one (each trial was
+	// judged on its own).
+	Judgement *expect.Judgement `json:"judgement,omitempty"`
 }
 
-// Count is the cell's label: hangs over trials, "3/5".
-func (c *Cell) Count() string { return fmt.Sprintf("%d/%d", c.Hangs, c.Total) }
+// Name is "<kernel> <scenario> @<offset>".
+func (c CellRate) Name() string { return fmt.Sprintf("%s %s @%s", c.Kernel, c.Scenario, c.Offset) }
 
-// Rate is the hang rate in [0,1].
-func (c *Cell) Rate() float64 {
-	if c.Total == 0 {
-		return 0
+// String is one line: the cell, its rate and, under a rate rule, the
+// judgement.
+func (c CellRate) String() string {
+	if c.Judgement == nil {
+		return c.Name() + ": " + c.Text
 	}
-	return float64(c.Hangs) / float64(c.Total)
+	return fmt.Sprintf("%s: %s: %s", c.Name(), c.Judgement.Status, c.Judgement.Message)
 }
 
-// Other lists the outcomes that are neither HANG nor PASS ("1 INFRA-ERROR").
+// Failed reports whether the cell's rate rule was not met.
+func (c CellRate) Failed() bool { return c.Judgement != nil && c.Judgement.Status == expect.Problem }
+
+// Cell is one kernel at one offset of one scenario in a heatmap.
+type Cell struct {
+	CellRate
+	Total     int
+	Problems  int // trials that did not meet their expectation
+	NotJudged int // trials that said nothing either way (spec skipped)
+	Outcomes  map[scenario.Outcome]int
+	Trials    []int // indexes into Model.Trials
+	Anchor    string
+}
+
+// Count is the cell's label: hangs over tested trials ("2/3"), or "not
+// tested" when every trial was MISSED or never judged.
+func (c *Cell) Count() string {
+	if c.Tested == 0 {
+		return "not tested"
+	}
+	return fmt.Sprintf("%d/%d", c.Hangs, c.Tested)
+}
+
+// Other lists the outcomes besides HANG and PASS ("1 missed, 1 INFRA-ERROR").
 func (c *Cell) Other() string {
 	var s []string
-	for _, o := range []scenario.Outcome{scenario.Crash, scenario.InfraError, ""} {
+	for _, o := range []scenario.Outcome{scenario.Missed, scenario.Crash, scenario.InfraError, ""} {
 		if n := c.Outcomes[o]; n > 0 {
 			name := string(o)
-			if o == "" {
+			switch o {
+			case scenario.Missed:
+				name = "missed"
+			case "":
 				name = "no verdict"
 			}
 			s = append(s, fmt.Sprintf("%d %s", n, name))
 		}
 	}
 	return strings.Join(s, ", ")
+}
+
+// Unexpected reports whether a trial or the cell's rate missed its
+// expectation.
+func (c *Cell) Unexpected() bool { return c.Problems > 0 || c.Failed() }
+
+// judge fills the rate and the expectation (the cell's trials share it)
+// and, if a trial carries a rate rule, judges the rate.
+func (c *Cell) judge(trials []Trial) {
+	var outcomes []scenario.Outcome
+	for _, i := range c.Trials {
+		outcomes = append(outcomes, trials[i].Verdict.Outcome)
+	}
+	c.Rate = scenario.RateOf(outcomes)
+	c.Text = c.Rate.String()
+	if len(c.Trials) > 0 {
+		c.Expect, c.Rule = trials[c.Trials[0]].Expect, trials[c.Trials[0]].Rule
+	}
+	for _, i := range c.Trials {
+		if t := trials[i]; t.RateRule != nil {
+			c.Expect, c.Rule, c.RateRule = t.Expect, t.Rule, t.RateRule
+			j := t.RateRule.Judge(c.Rate)
+			j.Message = fmt.Sprintf("%s; expected %s (%s)", j.Message, c.Expect, c.Rule)
+			c.Judgement = &j
+			return
+		}
+	}
 }
 
 // Heatmap is one scenario: kernels down, offsets across.
@@ -84,11 +144,28 @@ type Model struct {
 	Sources   []string
 	Totals    map[scenario.Outcome]int
 	Total     int
-	Problems  int
+	Problems  int // trials that missed their expectation
+	NotJudged int // trials not judged (MISSED, no rule)
 	Heatmaps  []Heatmap
 	Trials    []Trial
 	Timings   []Timing
+	Rates     []CellRate // every cell, in heatmap order
 }
+
+// RateProblems are the cells whose rate rule was not met.
+func (m Model) RateProblems() []CellRate {
+	var out []CellRate
+	for _, c := range m.Rates {
+		if c.Failed() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Rates are the records' per-cell hang rates, judged where a rate rule
+// applies: what the report shows and what the suite fails on.
+func Rates(recs []Record) []CellRate { return Build(Input{Records: recs}, "").Rates }
 
 // evidenceFiles are the artifacts a trial may have, in link order.
 var evidenceFiles = []string{"verdict.json", "timeline.log", "console.log", "stacks.txt", "events.jsonl", "host.log", "qemu.log"}
@@ -122,6 +199,9 @@ func Build(in Input, outDir string) Model {
 		if r.Problem != "" {
 			m.Problems++
 		}
+		if r.NotJudged != "" {
+			m.NotJudged++
+		}
 		h := byScenario[r.Scenario]
 		if h == nil {
 			h = &Heatmap{Scenario: r.Scenario, Removal: r.Removal}
@@ -138,17 +218,17 @@ func Build(in Input, outDir string) Model {
 		key := r.Scenario + "|" + r.Kernel + "|" + off.String()
 		c := cells[key]
 		if c == nil {
-			c = &Cell{Kernel: r.Kernel, Offset: off, Outcomes: map[scenario.Outcome]int{},
+			c = &Cell{CellRate: CellRate{Kernel: r.Kernel, Scenario: r.Scenario, Offset: r.Offset}, Outcomes: map[scenario.Outcome]int{},
 				Anchor: "cell-" + anchorSafe(r.Scenario+"-"+r.Kernel+"-"+off.String())}
 			cells[key] = c
 		}
 		c.Total++
 		c.Outcomes[r.Verdict.Outcome]++
-		if r.Hung() {
-			c.Hangs++
-		}
 		if r.Problem != "" {
 			c.Problems++
+		}
+		if r.NotJudged != "" {
+			c.NotJudged++
 		}
 		c.Trials = append(c.Trials, i)
 	}
@@ -164,7 +244,12 @@ func Build(in Input, outDir string) Model {
 		for _, k := range kernels {
 			row := Row{Kernel: k}
 			for _, off := range h.Offsets {
-				row.Cells = append(row.Cells, cells[name+"|"+k+"|"+off.String()])
+				c := cells[name+"|"+k+"|"+off.String()]
+				if c != nil {
+					c.judge(m.Trials)
+					m.Rates = append(m.Rates, c.CellRate)
+				}
+				row.Cells = append(row.Cells, c)
 			}
 			h.Rows = append(h.Rows, row)
 		}

@@ -9,10 +9,15 @@ import (
 	"time"
 
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/suites/expect"
 )
 
 // EntryName is the Ginkgo report entry that carries a Record.
 const EntryName = "yank.trial"
+
+// RateEntryName is the report entry, on the suite's ReportAfterSuite
+// node, that carries one cell's CellRate.
+const RateEntryName = "yank.rate"
 
 // Record is one trial as the report sees it. The hotunplug suite attaches
 // it to its spec with AddReportEntry(EntryName, record).
@@ -25,19 +30,40 @@ type Record struct {
 	Offset scenario.Duration `json:"offset"`
 	Repeat int               `json:"repeat"`
 	Seed   int64             `json:"seed"`
-	// Expect is "HANG <classification>", "PASS" or "unknown".
+	// Expect is "HANG <classification>", "PASS" or "unknown", with the
+	// rate rule if there is one.
 	Expect string `json:"expect"`
-	// Problem says why the trial did not meet its expectation; "" = met.
-	Problem string           `json:"problem,omitempty"`
-	Verdict scenario.Verdict `json:"verdict"`
+	// Rule is where the expectation came from ("profile bad rule 2").
+	Rule string `json:"rule,omitempty"`
+	// RateRule: the cell is judged on its hang rate (expect.RateRule).
+	RateRule *expect.RateRule `json:"rate_rule,omitempty"`
+	// Problem says why the trial did not meet its expectation; NotJudged
+	// why it was not judged (its spec was skipped). Both "": met.
+	Problem   string           `json:"problem,omitempty"`
+	NotJudged string           `json:"not_judged,omitempty"`
+	Verdict   scenario.Verdict `json:"verdict"`
 
 	// Filled in by the loaders, not by the suite.
 	Spec  string `json:"spec,omitempty"`  // Ginkgo spec text
 	State string `json:"state,omitempty"` // Ginkgo spec state (passed, failed, timedout...)
 }
 
-// Hung reports whether the trial ended in a HANG.
-func (r Record) Hung() bool { return r.Verdict.Outcome == scenario.Hang }
+// Judge records the expectation and holds the verdict against it.
+func (r *Record) Judge(e expect.Expectation) expect.Judgement {
+	r.Expect, r.Rule, r.RateRule = e.String(), "", e.Rate
+	if e.Known {
+		r.Rule = e.Source
+	}
+	j := e.Judge(r.Verdict)
+	r.Problem, r.NotJudged = "", ""
+	switch j.Status {
+	case expect.Problem:
+		r.Problem = j.Message
+	case expect.NotJudged:
+		r.NotJudged = j.Message
+	}
+	return j
+}
 
 // UnmarshalJSON decodes a Record around scenario.Params, whose JSON form
 // (durations as strings) does not decode back into Params.

@@ -69,3 +69,11 @@ func WriteTimings(w io.Writer, ts []Timing) {
 			ms(t.OffsetErrorMean)+" / "+ms(t.OffsetErrorMax), ms(t.DetectMean)+" / "+ms(t.DetectMax), t.DurationMean.Round(100*time.Millisecond))
 	}
 }
+
+// WriteRates prints each cell's hang rate, with the rate rule's judgement
+// where there is one.
+func WriteRates(w io.Writer, rates []CellRate) {
+	for _, c := range rates {
+		fmt.Fprintf(w, "  %s\n", c)
+	}
+}

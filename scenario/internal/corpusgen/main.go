@@ -70,7 +70,10 @@ type capture struct {
 	// stripped); end is its last line, searched from start on. end nil:
 	// the report ends when the console has been quiet for quiet.
 	start, end func(string) bool
-	quiet      time.Duration
+	// endAfter: end is searched from the first line matching it (after
+	// start) on.
+	endAfter func(string) bool
+	quiet    time.Duration
 	// untilExit: the report ends with QEMU (a panic reboots the guest,
 	// and the machine runs with -no-reboot).
 	untilExit bool
@@ -81,10 +84,13 @@ type capture struct {
 	// What the kernel must have printed (checked on the console):
 	// crashPrefix: the crash line starts with it ("" = no crash line);
 	// warnings: WARN reports; hungSelf: khungtaskd names the provoking
-	// task, and only it; must: lines (substrings) that must appear.
+	// task, and only it; hungComm: khungtaskd names a task whose comm
+	// contains this (and any others); must: lines (substrings) that must
+	// appear. Without hungSelf or hungComm, khungtaskd must name nobody.
 	crashPrefix string
 	warnings    int
 	hungSelf    bool
+	hungComm    string
 	must        []string
 }
 
@@ -138,7 +144,7 @@ var captures = []capture{
 		file: "lkdtm-hung_task", lkdtm: "HUNG_TASK", note: "a task sleeping uninterruptibly forever: khungtaskd (hung_task_timeout_secs=2) reports it, no crash",
 		start: prefix("INFO: task "), end: endOfTask,
 		hungSelf: true,
-		must:     []string{"lkdtm: Performing direct entry HUNG_TASK", "disables this message.", " lkdtm_HUNG_TASK+"},
+		must:     []string{"lkdtm: Performing direct entry HUNG_TASK", "disables this message.", "state:D", " direct_entry+"},
 	},
 	{
 		file: "lkdtm-panic", lkdtm: "PANIC", note: "panic(\"dumptest\"): the guest reboots at once (panic=-1, -no-reboot: QEMU exits)",
@@ -161,35 +167,87 @@ var captures = []capture{
 	},
 	{
 		file: "surprise-removal-io",
-		note: "negative: surprise removal (slot power cut from the host) of the disk during O_DIRECT writes; pciehp removes it, the writes fail with I/O errors, nothing crashes or hangs",
-		act:  surpriseDuringDirectIO,
-		// The removal, then the I/O errors: the console goes quiet when
-		// pciehp and the dd loop are done.
-		start: has("pciehp: Slot(1): Card not present"), quiet: 3 * time.Second,
-		must: []string{"pciehp: Slot(1): Link Down", "I/O error, dev vda"},
+		note: "negative: surprise removal (slot power cut from the host) of the idle disk, then writes through a descriptor opened before: they fail with I/O errors, nothing crashes or hangs",
+		act:  surpriseIdleThenWrite,
+		// The console goes quiet when pciehp and the writer are done
+		// (wait longer than khungtaskd's 2 s, so a hang would show).
+		start: has("pciehp: Slot(1): Card not present"), quiet: 5 * time.Second,
+		must: []string{"corpusgen: vda gone", "Buffer I/O error on dev vda", "corpusgen: dd rc="},
+	},
+	{
+		file: "surprise-writeback-hang",
+		note: "the no-unbind hang: surprise removal with dirty pages of the disk cached; writeback waits for tags of requests that never complete and pciehp waits in del_gendisk; khungtaskd names both (first round only)",
+		act:  surpriseWithDirtyPages,
+		// The first khungtaskd round ends with pciehp's stack.
+		start: has("pciehp: Slot(1): Card not present"),
+		end:   endOfTask, endAfter: has("-pciehp:"),
+		hungComm: "pciehp",
+		must:     []string{"del_gendisk+", "pciehp_ist+"},
 	},
 }
 
-// surpriseDuringDirectIO starts O_DIRECT writes to the disk (the IODirect
-// load of scenario) and cuts the slot's power from the host a second
-// later, as scenario's surprise removals do.
-func surpriseDuringDirectIO(ctx context.Context, m *machine.Machine) (int, error) {
+// surpriseIdleThenWrite cuts the slot's power from the host (as
+// scenario's surprise removals do) while the disk is idle but held open by
+// a guest shell, which writes through its descriptor once the disk is gone
+// from sysfs: the writes fail.
+func surpriseIdleThenWrite(ctx context.Context, m *machine.Machine) (int, error) {
 	cut, err := qmp.PrepareSurprise(ctx, m.QMP, "disk0")
 	if err != nil {
 		return 0, err
 	}
-	// Stop after a few failures once the disk is gone, so the console
-	// shows the errors and then goes quiet.
-	loop := `n=0; while [ $n -lt 3 ]; do dd if=/dev/zero of=/dev/vda bs=64k count=16 oflag=direct || n=$((n+1)); done`
-	pid, err := m.Agent.Exec(ctx, guestagent.Background(loop, "/dev/null"))
+	script := `exec 3<>/dev/vda
+touch /run/corpusgen.open
+while [ -e /sys/block/vda ]; do sleep 0.1; done
+echo "corpusgen: vda gone, writing through the open descriptor" > /dev/kmsg
+dd if=/dev/zero bs=64k count=4 conv=fsync >&3
+echo "corpusgen: dd rc=$?" > /dev/kmsg`
+	pid, err := m.Agent.Exec(ctx, guestagent.Background(script, "/dev/null"))
 	if err != nil {
 		return 0, err
 	}
-	time.Sleep(time.Second)
+	res, err := m.Agent.RunShell(ctx, "for i in $(seq 50); do [ -e /run/corpusgen.open ] && exit 0; sleep 0.1; done; exit 1")
+	if err == nil {
+		err = res.Err("waiting for the writer")
+	}
+	if err != nil {
+		return 0, err
+	}
 	if _, err := cut.Fire(ctx); err != nil {
 		return 0, fmt.Errorf("surprise removal: %w", err)
 	}
 	return pid, nil
+}
+
+// surpriseWithDirtyPages leaves dirty pages of the disk in the page cache
+// (the disk held open, periodic writeback off, as scenario's buffered load
+// does) and cuts the slot's power from the host. On stock this is the
+// no-unbind hang: writeback requests never complete, pciehp waits in
+// del_gendisk.
+func surpriseWithDirtyPages(ctx context.Context, m *machine.Machine) (int, error) {
+	cut, err := qmp.PrepareSurprise(ctx, m.QMP, "disk0")
+	if err != nil {
+		return 0, err
+	}
+	if _, err := m.Agent.Exec(ctx, guestagent.Background("exec sleep 2147483647 < /dev/vda", "/dev/null")); err != nil {
+		return 0, err
+	}
+	script := `set -e
+echo 90 > /proc/sys/vm/dirty_ratio
+echo 80 > /proc/sys/vm/dirty_background_ratio
+echo 0 > /proc/sys/vm/dirty_writeback_centisecs
+sleep 0.2
+dd if=/dev/zero of=/dev/vda bs=1M count=4 2>&1`
+	res, err := m.Agent.RunShell(ctx, script)
+	if err == nil {
+		err = res.Err("dirtying the page cache")
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, err := cut.Fire(ctx); err != nil {
+		return 0, fmt.Errorf("surprise removal: %w", err)
+	}
+	return 0, nil
 }
 
 func main() {
@@ -324,12 +382,23 @@ echo 0 > /proc/sys/kernel/panic_on_oops
 	case c.untilExit:
 		// Wait for QEMU to exit and the console to drain (its journal
 		// closes at EOF).
-		_, err := m.Console.WaitFunc(wctx, 0, func(string) bool { return false })
-		if err == nil || ctx.Err() != nil || !m.Exited() {
-			return "", fmt.Errorf("QEMU did not exit after the panic: %v", err)
+		select {
+		case <-m.Done():
+		case <-wctx.Done():
+			return "", fmt.Errorf("QEMU did not exit after the panic\n%s", m.Console.Tail(30))
+		}
+		if _, err := m.Console.WaitFunc(wctx, 0, func(string) bool { return false }); wctx.Err() != nil {
+			return "", fmt.Errorf("the console did not close after QEMU exited: %v", err)
 		}
 		lines = m.Console.Lines(0)
 	case c.end != nil:
+		if c.endAfter != nil {
+			e, err := m.Console.WaitFunc(wctx, startIdx, func(s string) bool { return c.endAfter(stripStamp(s)) })
+			if err != nil {
+				return "", fmt.Errorf("the report never reached its last part: %w\n%s", err, m.Console.Tail(30))
+			}
+			startIdx = e.Seq
+		}
 		last, err := m.Console.WaitFunc(wctx, startIdx, func(s string) bool { return c.end(stripStamp(s)) })
 		if err != nil {
 			return "", fmt.Errorf("the report never ended on the console: %w\n%s", err, m.Console.Tail(30))
@@ -434,6 +503,12 @@ func (c capture) expect(lines []string, pid int) (want, error) {
 	case c.hungSelf:
 		if len(hung) != 1 || hung[0] != strconv.Itoa(pid) {
 			return w, fmt.Errorf("khungtaskd named %v, want only the provoking shell (pid %d)", hung, pid)
+		}
+	case c.hungComm != "":
+		if !slices.ContainsFunc(lines, func(l string) bool {
+			return strings.Contains(l, "INFO: task ") && strings.Contains(l, c.hungComm)
+		}) {
+			return w, fmt.Errorf("khungtaskd named %v, none of them %s", hung, c.hungComm)
 		}
 	case len(hung) > 0:
 		return w, fmt.Errorf("khungtaskd named %v, want none", hung)

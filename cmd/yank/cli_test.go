@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// Bad input is rejected before anything is built or booted, with the
+// input named; bisect-run's own errors exit 128 so git bisect stops
+// instead of blaming the commit.
+func TestBadCommandInput(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+		exit int // 0: any non-nil error
+	}{
+		{[]string{"run", "-cpus", "0"}, "-cpus 0: want 1 to 8", 0},
+		{[]string{"run", "-cpus", "9"}, "-cpus 9", 0},
+		{[]string{"run", "-repeat", "0"}, "-repeat 0", 0},
+		{[]string{"run", "-offsets", "1s,1s"}, "given twice", 0},
+		{[]string{"run", "-offsets", "2m"}, "out of range", 0},
+		{[]string{"run", "-offsets", "fast"}, `offset "fast"`, 0},
+		{[]string{"run", "-scenarios", "unbind-rcae"}, "unbind-race", 0},
+		{[]string{"run", "-scenarios", ","}, "-scenarios is empty", 0},
+		{[]string{"run", "-kernels", ""}, "-kernels is empty", 0},
+		{[]string{"run", "extra"}, `unexpected argument "extra"`, 0},
+		{[]string{"libvirt", "-host", "qemu:///system", "-cpus", "0"}, "-cpus 0", 0},
+		{[]string{"bisect-run", "-trials", "0"}, "-trials 0", bisectAbort},
+		{[]string{"bisect-run", "-scenario", "nope"}, "unknown scenario", bisectAbort},
+		{[]string{"bisect-run", "-offset", "-1s"}, "out of range", bisectAbort},
+		{[]string{"bisect-run", "-tree", "/nonexistent"}, "not a git tree", bisectAbort},
+		{[]string{"bisect-run", "-no-such-flag"}, "no-such-flag", bisectAbort},
+	} {
+		var out, errOut bytes.Buffer
+		err := dispatch(context.Background(), tc.args, &out, &errOut)
+		if err == nil || !strings.Contains(err.Error()+errOut.String(), tc.want) {
+			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
+			continue
+		}
+		if tc.exit != 0 {
+			var ec exitCoder
+			if !errors.As(err, &ec) || ec.ExitCode() != tc.exit {
+				t.Errorf("%v: exit code of %v: want %d", tc.args, err, tc.exit)
+			}
+		}
+	}
+}
