@@ -8,7 +8,6 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
 
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/expect"
@@ -17,7 +16,6 @@ import (
 )
 
 func TestFakeSuite(t *testing.T) {
-	RegisterFailHandler(Fail)
 	RunSpecs(t, "fake hotunplug")
 }
 
@@ -58,6 +56,3 @@ var _ = DescribeTable("trial", runTrial,
 )
 
 var _ = ReportAfterSuite(judge.RatesNode, judge.Rates)
-
-// Gomega, so the import is used as in the real suite.
-var _ = Expect

@@ -1,0 +1,97 @@
+package scenario
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/qmp/journal"
+)
+
+// loadConsoleLog reads a console.log ("<host time> <line>") back into
+// journal entries, as the trial saw them.
+func loadConsoleLog(t *testing.T, path string) []journal.Entry[string] {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	j := journal.New[string]()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		stamp, line, ok := strings.Cut(sc.Text(), " ")
+		at, err := time.Parse(machine.TimeFormat, stamp)
+		if !ok || err != nil {
+			t.Fatalf("%s: not a console.log line: %q", path, sc.Text())
+		}
+		j.AppendAt(at, line)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return j.Snapshot()
+}
+
+// TestReplayRecordedTrials replays real trials captured from e2e runs
+// (testdata/trials/*: console.log and verdict.json): the guest times, the
+// window judgement and the HANG classification computed from the
+// recorded console and stuck stacks must equal what the trial decided.
+func TestReplayRecordedTrials(t *testing.T) {
+	dirs, err := filepath.Glob("testdata/trials/*")
+	if err != nil || len(dirs) < 5 {
+		t.Fatalf("recorded trials: %v %v", dirs, err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(dir, "verdict.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v Verdict
+			if err := json.Unmarshal(b, &v); err != nil {
+				t.Fatal(err)
+			}
+			sc, err := Lookup(v.Scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := loadConsoleLog(t, filepath.Join(dir, "console.log"))
+			g := guestTimes(lines, sc.Removal, v.Removal.Stopped)
+			// console.log keeps host times to the microsecond.
+			if g.Cut == nil || v.Guest.Cut == nil || (*g.Cut-*v.Guest.Cut).abs() > 2*time.Microsecond || g.Order != v.Guest.Order {
+				t.Fatalf("guest times: got %+v, recorded %+v", g, v.Guest)
+			}
+			w := judgeWindow(sc.Window, parseSamples(lines), time.Duration(*g.Cut))
+			if w.Hit != v.Window.Hit || w.Reason != v.Window.Reason {
+				t.Fatalf("window: got %v %q, recorded %v %q", w.Hit, w.Reason, v.Window.Hit, v.Window.Reason)
+			}
+			if want := strings.Contains(dir, "-missed"); v.Outcome == Missed != want {
+				t.Fatalf("recorded outcome %s does not fit the file name", v.Outcome)
+			}
+			if crash, _, _ := scanConsole(lines); crash != nil {
+				t.Errorf("false crash in a recorded %s: %s", v.Outcome, crash.Line)
+			}
+			if v.Outcome != Hang {
+				return
+			}
+			class, primary := classify(v.Stuck)
+			if class != v.Classification || primary.PID != v.StuckTask.PID {
+				t.Errorf("classify: got %s pid %d, recorded %s pid %d", class, primary.PID, v.Classification, v.StuckTask.PID)
+			}
+			if _, _, hung := scanConsole(lines); v.HangProof.HungTaskReport {
+				if _, ok := hung[v.StuckTask.PID]; !ok {
+					t.Errorf("khungtaskd's report on pid %d not found in the console (%v)", v.StuckTask.PID, hung)
+				}
+			}
+		})
+	}
+}
+
+func (d Duration) abs() time.Duration { return max(time.Duration(d), -time.Duration(d)) }
