@@ -155,7 +155,12 @@ func (r *runner) pass(reason string) {
 	w := r.window()
 	r.v.Window = w
 	if w != nil && !w.Hit {
-		r.decide(Missed, "the cut landed outside the "+r.t.Scenario.Name+" window: "+w.Reason)
+		reason := "the cut landed outside the " + r.t.Scenario.Name + " window: " + w.Reason
+		if g := guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped); g.T1 != nil && g.T0 != nil && g.Cut != nil && *g.T1 < *g.Cut {
+			reason += fmt.Sprintf(" (the trigger returned at +%s, the cut came at +%s)",
+				(time.Duration(*g.T1) - time.Duration(*g.T0)).Round(10*time.Millisecond), (time.Duration(*g.Cut) - time.Duration(*g.T0)).Round(10*time.Millisecond))
+		}
+		r.decide(Missed, reason)
 		return
 	}
 	r.decide(Pass, reason)

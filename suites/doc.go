@@ -5,4 +5,5 @@
 //	expect/     expectations.json: which kernels hang where (data)
 //	plan/       flags -> the list of trials (seeded order and jitter)
 //	report/     Ginkgo JSON or verdict.json -> HTML heatmap report
+//	internal/   the -yank.* flags; judge: spec endings and rate rules (Ginkgo side)
 package suites

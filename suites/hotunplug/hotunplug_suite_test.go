@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/yank-dev/yank/suites/internal/judge"
 	"github.com/yank-dev/yank/suites/plan"
 )
 
@@ -16,6 +17,10 @@ var (
 	cfg    config
 	trials []plan.Trial
 )
+
+// After every trial, on process 1: each cell's hang rate (as yank.rate
+// report entries on this node) and the rate rules judged on them.
+var _ = ReportAfterSuite(judge.RatesNode, judge.Rates)
 
 // smokeFilter is the label filter when none is given and -yank.matrix is
 // not set: the subset that fits CI's time budget.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/suites/internal/judge"
 	"github.com/yank-dev/yank/suites/plan"
 	"github.com/yank-dev/yank/suites/report"
 )
@@ -69,20 +70,19 @@ func runTrial(ctx SpecContext, t plan.Trial) {
 	})
 	Expect(err).NotTo(HaveOccurred(), "the trial could not start")
 
-	problem := t.Expect.Check(v)
 	rec := report.Record{
 		Kernel: t.Kernel.Name, Scenario: t.Scenario.Name, Removal: string(t.Scenario.Removal),
-		Offset: scenario.Duration(t.Nominal), Repeat: t.Repeat, Seed: cfg.opts.Seed,
-		Expect: t.Expect.String(), Verdict: v,
+		Offset: scenario.Duration(t.Nominal), Repeat: t.Repeat, Seed: cfg.opts.Seed, Verdict: v,
 	}
-	if problem != nil {
-		rec.Problem = problem.Error()
-	}
+	j := rec.Judge(t.Expect)
 	addEvidence(rec, dir)
-	if problem != nil {
-		Fail(fmt.Sprintf("%v\n\n%s\nconsole (last 40 lines of %s):\n%s",
-			problem, v.String(), filepath.Join(dir, "console.log"), tail(filepath.Join(dir, "console.log"), 40)))
-	}
+	// A problem fails the spec; a trial that tested nothing (MISSED) or
+	// that no rule covers is skipped with the reason, never a green pass.
+	// A rate rule's cell is judged after the suite (judge.Rates).
+	judge.End(j, func() string {
+		console := filepath.Join(dir, "console.log")
+		return fmt.Sprintf("\n\n%s\nconsole (last 40 lines of %s):\n%s", v.String(), console, tail(console, 40))
+	})
 }
 
 // addEvidence attaches the trial to the spec's report: the Record (which
@@ -94,6 +94,9 @@ func addEvidence(rec report.Record, dir string) {
 	AddReportEntry("verdict", fmt.Sprintf("%s (expected %s) %s, achieved offset %s, detected in %s",
 		v.Outcome, rec.Expect, v.Summary(), time.Duration(v.AchievedOffset).Round(time.Millisecond),
 		time.Duration(v.DetectionLatency).Round(10*time.Millisecond)))
+	if v.Window != nil {
+		AddReportEntry("window", v.Window.String())
+	}
 	if v.StuckTask != nil {
 		AddReportEntry("stuck stack", fmt.Sprintf("%s pid %d (%s) wchan %s\n  %s", v.StuckTask.Comm, v.StuckTask.PID,
 			v.StuckTask.Role, v.StuckTask.WChan, strings.Join(v.StuckTask.Stack, "\n  ")), ReportEntryVisibilityFailureOrVerbose)

@@ -137,3 +137,31 @@ func TestBuildRejects(t *testing.T) {
 		t.Error("no kernels accepted")
 	}
 }
+
+// TestTrialsCarryTheRateRule: a surprise-io trial on a known-bad kernel
+// is judged by its cell's hang rate, so its expectation holds the rule.
+func TestTrialsCarryTheRateRule(t *testing.T) {
+	o := options(t)
+	sc, err := scenario.Lookup("surprise-io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Scenarios = []scenario.Scenario{sc}
+	o.Fallback = expect.Fixed
+	trials, err := Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range trials {
+		switch tr.Kernel.Name {
+		case "stock":
+			if r := tr.Expect.Rate; r == nil || r.MinRate != 0.5 || r.MinTrials != 3 {
+				t.Errorf("%s: rate rule %+v", tr.Name(), r)
+			}
+		case "mine": // a user's kernel with -yank.expect=fixed: exact PASS
+			if tr.Expect.Rate != nil || tr.Expect.String() != "PASS" {
+				t.Errorf("%s: %s", tr.Name(), tr.Expect)
+			}
+		}
+	}
+}

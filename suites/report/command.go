@@ -82,7 +82,7 @@ func Command(args []string, stdout, stderr io.Writer) error {
 			counts = append(counts, fmt.Sprintf("%d %s", n, cmp.Or(string(o), "no verdict")))
 		}
 	}
-	fmt.Fprintf(stdout, "report %s: %d trials (%s), %d unexpected, %d not judged, %d cells below their rate rule\n",
+	fmt.Fprintf(stdout, "report %s: %d trials (%s), %d unexpected, %d not judged, %d cell(s) below their rate rule\n",
 		*out, m.Total, strings.Join(counts, ", "), m.Problems, m.NotJudged, len(m.RateProblems()))
 	WriteRates(stdout, m.Rates)
 	WriteTimings(stdout, m.Timings)

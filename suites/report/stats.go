@@ -73,6 +73,9 @@ func WriteTimings(w io.Writer, ts []Timing) {
 // WriteRates prints each cell's hang rate, with the rate rule's judgement
 // where there is one.
 func WriteRates(w io.Writer, rates []CellRate) {
+	if len(rates) > 0 {
+		fmt.Fprintln(w, "hang rates (hung / tested, 95 % Wilson interval; MISSED apart):")
+	}
 	for _, c := range rates {
 		fmt.Fprintf(w, "  %s\n", c)
 	}

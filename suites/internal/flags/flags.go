@@ -21,7 +21,7 @@ func init() {
 	flag.Int("yank.repeats", 0, "trials per kernel x scenario x offset (env YANK_REPEATS; default 1)")
 	flag.Int64("yank.seed", 0, "seed for the trial order and offset jitter (env YANK_SEED; default: Ginkgo's --seed)")
 	flag.Duration("yank.jitter", 0, "move each trial's offset by a seeded amount in [-jitter, +jitter] (env YANK_JITTER)")
-	flag.String("yank.expect", "", "expectation for kernels not in the manifest: bad, fixed or none (env YANK_EXPECT; default none: report verdicts, fail only on CRASH or INFRA-ERROR)")
+	flag.String("yank.expect", "", "expectation for kernels not in the manifest: bad, fixed or none (env YANK_EXPECT; default none: fail only on CRASH or INFRA-ERROR, skip the rest as not judged)")
 	flag.String("yank.artifacts", "", "evidence dir, kept (env YANK_ARTIFACTS; default: a temp dir keeping only failed trials' evidence)")
 	flag.Bool("yank.matrix", false, "with no label filter, run every planned trial instead of the smoke subset (env YANK_MATRIX=1)")
 	flag.String("yank.libvirt", "", "run guests on libvirt hosts instead of local QEMU: comma-separated URIs with capacity, e.g. qemu:///system#2 (env YANK_LIBVIRT; the capacity is per ginkgo process)")
