@@ -85,6 +85,8 @@ type capture struct {
 	// bootOnly: the capture is the whole boot console, up to the guest
 	// agent answering and the setup done (nothing is provoked).
 	bootOnly bool
+	// bootFrom: the first boot line kept (nil: all of them).
+	bootFrom func(string) bool
 
 	// What the kernel must have printed (checked on the console):
 	// crashPrefix: the crash line starts with it ("" = no crash line);
@@ -166,14 +168,14 @@ var captures = []capture{
 		must:        []string{"lkdtm: Performing direct entry SOFTLOCKUP", "lkdtm_SOFTLOCKUP+"},
 	},
 	{
-		file: "boot-clean", bootOnly: true,
-		note: "negative: a normal boot of the standard guest up to the agent answering and the corpus setup (debugfs, sysctls)",
+		file: "boot-clean", bootOnly: true, bootFrom: prefix("rcu: "),
+		note: "negative: a normal boot of the standard guest, from the first rcu: line (the memory map and ACPI tables before it left out) to the agent answering and the corpus setup (debugfs, sysctls)",
 		must: []string{"Run /init as init process", "YANK-READY"},
 	},
 	{
 		file: "surprise-removal-io",
-		note: "negative: surprise removal (slot power cut from the host) of the disk with 4 MiB of dirty pages cached; pciehp breaks the virtqueues first, the writeback fails with I/O errors, nothing crashes or hangs",
-		act:  surpriseWithDirtyPages, tries: 4,
+		note: "negative: surprise removal (slot power cut from the host) of the disk with 4 MiB of dirty pages cached and no writeback in flight (the disk's bdi min_ratio 50); pciehp breaks the virtqueues, del_gendisk's writeback fails with I/O errors, nothing crashes or hangs",
+		act:  surpriseWithDirtyPagesParked, tries: 2,
 		// The console goes quiet when pciehp is done (wait longer than
 		// khungtaskd's 2 s, so a hang would show).
 		start: has("pciehp: Slot(1): Card not present"), quiet: 5 * time.Second,
@@ -199,6 +201,19 @@ var captures = []capture{
 // and pciehp hangs in del_gendisk (the no-unbind bug), or pciehp breaks
 // the virtqueues first and the writeback fails with I/O errors.
 func surpriseWithDirtyPages(ctx context.Context, m *machine.Machine) (int, error) {
+	return surpriseDirty(ctx, m, false)
+}
+
+// surpriseWithDirtyPagesParked is surpriseWithDirtyPages with the disk's
+// bdi given half the dirty limits (min_ratio 50): its share of the
+// background threshold then covers the 4 MiB, so the flusher starts no
+// writeback before the cut and nothing is in flight when pciehp breaks the
+// virtqueues; del_gendisk's writeback fails with I/O errors.
+func surpriseWithDirtyPagesParked(ctx context.Context, m *machine.Machine) (int, error) {
+	return surpriseDirty(ctx, m, true)
+}
+
+func surpriseDirty(ctx context.Context, m *machine.Machine, parked bool) (int, error) {
 	cut, err := qmp.PrepareSurprise(ctx, m.QMP, "disk0")
 	if err != nil {
 		return 0, err
@@ -210,8 +225,13 @@ func surpriseWithDirtyPages(ctx context.Context, m *machine.Machine) (int, error
 echo 90 > /proc/sys/vm/dirty_ratio
 echo 80 > /proc/sys/vm/dirty_background_ratio
 echo 0 > /proc/sys/vm/dirty_writeback_centisecs
-sleep 0.2
-dd if=/dev/zero of=/dev/vda bs=1M count=4 2>&1`
+`
+	if parked {
+		script += "echo 50 > /sys/block/vda/bdi/min_ratio\n"
+	}
+	script += `sleep 0.2
+dd if=/dev/zero of=/dev/vda bs=1M count=4 2>&1
+sleep 0.5`
 	res, err := m.Agent.RunShell(ctx, script)
 	if err == nil {
 		err = res.Err("dirtying the page cache")
@@ -333,7 +353,15 @@ echo 0 > /proc/sys/kernel/panic_on_oops
 	time.Sleep(300 * time.Millisecond)
 
 	if c.bootOnly {
-		return g.write(c, m, m.Console.Lines(0)[:bootLines], 0)
+		boot := m.Console.Lines(0)[:bootLines]
+		if c.bootFrom != nil {
+			i := slices.IndexFunc(boot, func(e journal.Entry[string]) bool { return c.bootFrom(stripStamp(e.Item)) })
+			if i < 0 {
+				return "", errors.New("the boot has no line to start from")
+			}
+			boot = boot[i:]
+		}
+		return g.write(c, m, boot, 0)
 	}
 	act := c.act
 	if act == nil {
@@ -419,15 +447,20 @@ func (g gen) write(c capture, m *machine.Machine, lines []journal.Entry[string],
 		fmt.Fprintf(&b, "# lkdtm: %s\n", c.lkdtm)
 	}
 	fmt.Fprintf(&b, "# note: %s\n", c.note)
-	fmt.Fprintf(&b, "# want-crash: %s\n", want.crash)
-	fmt.Fprintf(&b, "# want-warnings: %d\n", want.warnings)
-	fmt.Fprintf(&b, "# want-hung: %s\n", want.hung)
+	header(&b, "want-crash", want.crash)
+	header(&b, "want-warnings", strconv.Itoa(want.warnings))
+	header(&b, "want-hung", want.hung)
 	b.WriteString("\n")
 	for _, l := range text {
 		b.WriteString(l + "\n")
 	}
 	path := filepath.Join(g.out, c.file+".txt")
 	return path, os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// header writes one "# key: value" line ("# key:" for an empty value).
+func header(b *strings.Builder, key, value string) {
+	b.WriteString(strings.TrimSpace("# "+key+": "+value) + "\n")
 }
 
 func kernelDesc(k kernels.Artifact) string {
