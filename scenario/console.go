@@ -10,9 +10,25 @@ import (
 )
 
 // Console patterns. The kernel's own wording, from lib/bug.c,
-// arch/x86/mm/fault.c, kernel/panic.c and kernel/hung_task.c.
+// arch/x86/mm/fault.c, arch/x86/kernel/traps.c, kernel/panic.c,
+// kernel/watchdog.c, kernel/rcu/tree_stall.h and kernel/hung_task.c, checked
+// against real consoles in testdata/console (corpus_test.go).
+//
+// A crash is anything after which the kernel itself says it is broken:
+// BUG()/oops ("kernel BUG at", "BUG: kernel NULL pointer dereference",
+// "Oops: ", "general protection fault"), a soft lockup ("watchdog: BUG:
+// soft lockup - CPU#N stuck for Ns!", matched by "BUG: "), a panic, and an
+// RCU CPU stall ("rcu: INFO: rcu_sched self-detected stall on CPU",
+// "... detected stalls on CPUs/tasks:", "... detected expedited stalls"):
+// a CPU that does not pass through a quiescent state for
+// rcu_cpu_stall_timeout (21 s) is spinning with preemption or interrupts
+// off, the same class of bug as a soft lockup, and no D-state probe would
+// ever see it. A hung task (khungtaskd's "INFO: task ... blocked for more
+// than") is not a crash: it is HANG's evidence. A WARN is recorded, not a
+// crash. "Kernel BUG at" (capital K) is BUG() on kernels built without
+// CONFIG_DEBUG_BUGVERBOSE.
 var (
-	crashPattern = regexp.MustCompile(`(Kernel panic - not syncing|kernel BUG at|BUG: |Oops: |general protection fault|watchdog: BUG: soft lockup)`)
+	crashPattern = regexp.MustCompile(`(Kernel panic - not syncing|[Kk]ernel BUG at|BUG: |Oops: |general protection fault|watchdog: BUG: soft lockup|INFO: rcu_\w+ (self-)?detected (expedited )?stall)`)
 	warnPattern  = regexp.MustCompile(`WARNING: CPU: \d+ PID: \d+ at `)
 	hungPattern  = regexp.MustCompile(`INFO: task (.+):(\d+) blocked for more than (\d+) seconds`)
 	// The end of an oops/WARN report.
