@@ -45,7 +45,7 @@ lint:
 # run of every fuzz target. Packages run one at a time (-p 1): their e2e
 # tests boot guests whose timing must not compete for the 2 cores.
 test: deps lint build
-	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
