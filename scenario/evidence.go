@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 //	events.jsonl   QMP events with host receive time and QEMU's timestamp
 //	timeline.log   host notes, QMP events and console lines merged by time
 //	stacks.txt     stacks of the stuck tasks (HANG) or the crash text
+//	samples.log    the in-guest sampler's YANK-S lines (from dmesg)
 
 func (r *runner) finish() Verdict {
 	if r.v.Outcome == "" {
@@ -28,8 +30,11 @@ func (r *runner) finish() Verdict {
 	}
 	if r.m != nil {
 		r.v.Guest = guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
-		if r.v.Window == nil {
-			r.v.Window = r.window()
+		if r.v.Window == nil && r.v.Outcome != InfraError {
+			// A CRASH's guest may still answer; bounded either way.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			r.v.Window = r.window(ctx)
+			cancel()
 		}
 		if rc := r.v.Guest.TriggerRC; rc != nil && *rc != 0 && r.t.Scenario.Trigger != TriggerNone {
 			// An unbind that returned an error did not run the race.
@@ -91,6 +96,17 @@ func (r *runner) writeEvidence() error {
 		}
 		for _, l := range r.m.Console.Lines(0) {
 			entries = append(entries, timelineEntry{l.Time, "console", l.Item})
+		}
+	}
+	if r.samples != nil {
+		if err := os.WriteFile(filepath.Join(dir, "samples.log"), []byte(strings.Join(r.samples, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
+		// On the timeline at the host time they map to through T0.
+		if t0, t0Host := r.v.Guest.T0, r.v.Guest.T0Host; t0 != nil && !t0Host.IsZero() {
+			for _, s := range parseSamples(r.samples) {
+				entries = append(entries, timelineEntry{t0Host.Add(time.Duration(s.GuestTime) - time.Duration(*t0)), "sample", s.String()})
+			}
 		}
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].t.Before(entries[j].t) })

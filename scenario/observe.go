@@ -110,7 +110,7 @@ func (r *runner) observe(ctx context.Context, removed *removalState) {
 				if r.checkConsoleAndQEMU() {
 					return
 				}
-				r.pass(fmt.Sprintf("device removed, %s trigger finished, no task stuck", r.t.Scenario.Trigger))
+				r.pass(ctx, fmt.Sprintf("device removed, %s trigger finished, no task stuck", r.t.Scenario.Trigger))
 				return
 			}
 		} else {
@@ -151,30 +151,38 @@ func (r *runner) removalPathSeen() bool {
 }
 
 // pass decides PASS, or MISSED when the cut landed outside the window.
-func (r *runner) pass(reason string) {
-	w := r.window()
+func (r *runner) pass(ctx context.Context, reason string) {
+	w := r.window(ctx)
 	r.v.Window = w
-	if w != nil && !w.Hit {
+	switch {
+	case w != nil && w.Samples == 0:
+		// yank's own sampler failed: no proof either way.
+		r.infra("no window evidence: %s", w.Reason)
+	case w != nil && !w.Hit:
 		reason := "the cut landed outside the " + r.t.Scenario.Name + " window: " + w.Reason
 		if g := guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped); g.T1 != nil && g.T0 != nil && g.Cut != nil && *g.T1 < *g.Cut {
 			reason += fmt.Sprintf(" (the trigger returned at +%s, the cut came at +%s)",
 				(time.Duration(*g.T1) - time.Duration(*g.T0)).Round(10*time.Millisecond), (time.Duration(*g.Cut) - time.Duration(*g.T0)).Round(10*time.Millisecond))
 		}
 		r.decide(Missed, reason)
-		return
+	default:
+		r.decide(Pass, reason)
 	}
-	r.decide(Pass, reason)
 }
 
-// window judges the samples around the cut (nil before any removal).
-func (r *runner) window() *WindowEvidence {
+// window judges the sampler's looks around the cut (nil before any
+// removal).
+func (r *runner) window(ctx context.Context) *WindowEvidence {
 	if r.m == nil || r.cutStopped.IsZero() {
 		return nil
 	}
-	lines := r.m.Console.Lines(0)
-	g := guestTimes(lines, r.t.Scenario.Removal, r.cutStopped)
+	g := guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
 	if g.Cut == nil {
 		return &WindowEvidence{Want: r.t.Scenario.Window, Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
+	}
+	lines, err := r.readSamples(ctx)
+	if err != nil {
+		return &WindowEvidence{Want: r.t.Scenario.Window, Reason: "the sampler's lines could not be read: " + err.Error()}
 	}
 	return judgeWindow(r.t.Scenario.Window, parseSamples(lines), time.Duration(*g.Cut))
 }
@@ -263,6 +271,7 @@ func (r *runner) hang(ctx context.Context, st guestState, watch map[int]*dWatch,
 		primary.Comm, primary.PID, primary.WChan, time.Duration(proof.GuestClock).Round(time.Millisecond), proof.Probes,
 		primary.CtxtSwitches[1], ioStalled.Round(time.Millisecond), ioStalledGuest.Round(time.Millisecond)))
 	r.stopSampler(ctx)
+	r.v.Window = r.window(ctx)
 	r.collectHangEvidence(ctx, primary.PID)
 	proof.HungTaskReport = r.v.HungTaskReport
 	r.crashed()

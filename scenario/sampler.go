@@ -1,8 +1,11 @@
 package scenario
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // samplerInterval is the sampler's sleep between looks; one look costs
@@ -12,14 +15,21 @@ const samplerInterval = "0.05"
 // samplerLimit bounds the sampler if the host never stops it (~2 min).
 const samplerLimit = 2000
 
-// samplerScript is the in-guest sampler: every ~60 ms it prints one
+// samplerScript is the in-guest sampler: every ~65 ms it logs one
 // YANK-S line to /dev/kmsg with the trigger's state (running, and the
 // first of funcs found in its /proc/PID/stack, "?" when the stack read
-// came back empty, as it does while the task is on a CPU), Dirty and Writeback from
-// /proc/meminfo, the disk's in-flight requests and whether the device is
-// still bound. It reads only /proc and sysfs attributes that never block
-// on the device, and uses shell builtins (read, case, echo) so that it
-// costs the racing tasks as little CPU as possible. It stops when
+// came back empty, as it does while the task is on a CPU), Dirty and
+// Writeback from /proc/meminfo, the disk's in-flight requests and whether
+// the device is still bound. The lines go in at KERN_DEBUG, below the
+// console loglevel (7, set by the trial): they stay in the kernel log
+// with printk stamps on the same clock as YANK-T0 and pciehp's messages,
+// and never load the serial console (a backed-up console spins the vCPU
+// with interrupts off in serial8250_console_write; seen on libvirt's
+// console stream under host load). The host reads them back with dmesg
+// (readSamples). The sampler reads only /proc and sysfs attributes that
+// never block on the device, and uses shell builtins (read, case, echo)
+// so that it costs the racing tasks little CPU. It creates
+// /run/yank/sampler.ready after its first look and stops when
 // /run/yank/sampler.stop appears.
 func samplerScript(bdf, disk string, funcs []string) string {
 	return fmt.Sprintf(`B=%s; D=%s; F=%q; R=/run/yank; N=0
@@ -40,8 +50,33 @@ while [ ! -e $R/sampler.stop ] && [ $N -lt %d ]; do
   while read k v u; do case $k in Dirty:) dirty=$v;; Writeback:) wb=$v;; esac; done < /proc/meminfo
   inf=-; { read r x && inf=$r/$x; } 2>/dev/null < /sys/block/$D/inflight
   dev=gone; if [ -e /sys/bus/pci/devices/$B ]; then dev=present; [ -e /sys/bus/pci/devices/$B/driver ] && dev=bound; fi
-  echo "YANK-S n=$N trig=$t in=$in wchan=${w:--} dirty=$dirty wb=$wb inflight=$inf dev=$dev" > /dev/kmsg
+  echo "<7>YANK-S n=$N trig=$t in=$in wchan=${w:--} dirty=$dirty wb=$wb inflight=$inf dev=$dev" > /dev/kmsg
+  [ $N = 1 ] && : > $R/sampler.ready
   sleep %s
 done
 `, bdf, disk, strings.Join(funcs, " "), samplerLimit, samplerInterval)
+}
+
+// samplerDump prints the sampler's lines from the kernel log (the oldest
+// may have rotated out of a small log buffer; the ones around the cut are
+// recent).
+const samplerDump = "dmesg | grep -F YANK-S"
+
+// readSamples reads the sampler's lines back once (bounded: the agent may
+// be gone). An error is kept and reported with the window.
+func (r *runner) readSamples(ctx context.Context) ([]string, error) {
+	if r.samples != nil || r.samplesErr != nil {
+		return r.samples, r.samplesErr
+	}
+	if r.m == nil || r.m.Exited() {
+		r.samplesErr = errors.New("the guest is gone")
+		return nil, r.samplesErr
+	}
+	out, err := r.guest(ctx, "reading the sampler's lines (dmesg)", samplerDump, 10*time.Second)
+	if err != nil {
+		r.samplesErr = err
+		return nil, err
+	}
+	r.samples = strings.Split(strings.TrimRight(out, "\n"), "\n")
+	return r.samples, nil
 }

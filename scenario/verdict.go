@@ -74,6 +74,8 @@ type Verdict struct {
 // trial's milestones. Nil: the line never appeared.
 type GuestTimes struct {
 	T0 *Duration `json:"t0,omitempty"` // YANK-T0: right before the trigger's action
+	// T0Host is when the T0 line reached the host (to map guest times).
+	T0Host time.Time `json:"-"`
 	// Cut is the host's cut mapped to the guest clock through T0 (host
 	// arrival of T0 minus its printk stamp).
 	Cut *Duration `json:"cut,omitempty"`

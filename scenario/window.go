@@ -89,13 +89,12 @@ func (w Window) String() string {
 	return strings.Join(p, ", ")
 }
 
-// Sample is one look of the in-guest sampler (sampler.go), printed as a
-// YANK-S line on /dev/kmsg so it shares the printk clock with YANK-T0 and
-// pciehp's messages.
+// Sample is one look of the in-guest sampler (sampler.go), logged as a
+// YANK-S line through /dev/kmsg so it shares the printk clock with YANK-T0
+// and pciehp's messages.
 type Sample struct {
 	Seq       int       `json:"seq"`
-	GuestTime Duration  `json:"guest_time"` // printk stamp
-	HostTime  time.Time `json:"host_time"`  // reached the host's console reader
+	GuestTime Duration `json:"guest_time"` // printk stamp
 	Trigger   string    `json:"trigger"`    // none, running, exited
 	In        string    `json:"in"`         // the first window function in the trigger's stack, "-" for none, "?" when unreadable
 	WChan     string    `json:"wchan"`
@@ -210,11 +209,12 @@ func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 
 var samplePattern = regexp.MustCompile(`YANK-S n=(\d+) trig=(\S+) in=(\S+) wchan=(\S+) dirty=(\d+) wb=(\d+) inflight=(\S+) dev=(\S+)`)
 
-// parseSamples reads the YANK-S lines off the console.
-func parseSamples(lines []journal.Entry[string]) []Sample {
+// parseSamples reads YANK-S lines (dmesg output, or console lines of
+// trials recorded before the samples left the console).
+func parseSamples(lines []string) []Sample {
 	var out []Sample
 	for _, l := range lines {
-		stamp, text, ok := printkStamp(l.Item)
+		stamp, text, ok := printkStamp(l)
 		if !ok {
 			continue
 		}
@@ -225,7 +225,7 @@ func parseSamples(lines []journal.Entry[string]) []Sample {
 		n, _ := strconv.Atoi(m[1])
 		dirty, _ := strconv.ParseInt(m[5], 10, 64)
 		wb, _ := strconv.ParseInt(m[6], 10, 64)
-		out = append(out, Sample{Seq: n, GuestTime: Duration(stamp), HostTime: l.Time, Trigger: m[2], In: m[3],
+		out = append(out, Sample{Seq: n, GuestTime: Duration(stamp), Trigger: m[2], In: m[3],
 			WChan: m[4], DirtyKB: dirty, WriteKB: wb, InFlight: m[7], Device: m[8]})
 	}
 	return out
@@ -289,6 +289,7 @@ func guestTimes(lines []journal.Entry[string], removal Removal, hostCut time.Tim
 	if g.T0 == nil {
 		return g
 	}
+	g.T0Host = t0Host
 	if !hostCut.IsZero() {
 		// T0's serial latency makes this estimate late by up to a few ms;
 		// the guest cannot log a surprise removal before the cut.

@@ -87,8 +87,10 @@ func entries(lines ...string) []journal.Entry[string] {
 	return j.Snapshot()
 }
 
+func lines(l ...string) []string { return l }
+
 func TestParseSamples(t *testing.T) {
-	got := parseSamples(entries(
+	got := parseSamples(lines(
 		"[    3.071930] YANK-S n=15 trig=running in=del_gendisk wchan=folio_wait_bit_common dirty=45824 wb=36 inflight=0/4 dev=present",
 		"[    3.092830] pcieport 0000:00:02.0: pciehp: Slot(1): Card not present",
 		"YANK-S n=16 trig=running in=- wchan=- dirty=1 wb=0 inflight=- dev=gone", // no stamp: not placeable
