@@ -93,15 +93,15 @@ func (w Window) String() string {
 // YANK-S line through /dev/kmsg so it shares the printk clock with YANK-T0
 // and pciehp's messages.
 type Sample struct {
-	Seq       int       `json:"seq"`
+	Seq       int      `json:"seq"`
 	GuestTime Duration `json:"guest_time"` // printk stamp
-	Trigger   string    `json:"trigger"`    // none, running, exited
-	In        string    `json:"in"`         // the first window function in the trigger's stack, "-" for none, "?" when unreadable
-	WChan     string    `json:"wchan"`
-	DirtyKB   int64     `json:"dirty_kb"`
-	WriteKB   int64     `json:"writeback_kb"`
-	InFlight  string    `json:"inflight"` // reads/writes from /sys/block/D/inflight, "-" once gone
-	Device    string    `json:"device"`   // bound, present, gone
+	Trigger   string   `json:"trigger"`    // none, running, exited
+	In        string   `json:"in"`         // the first window function in the trigger's stack, "-" for none, "?" when unreadable
+	WChan     string   `json:"wchan"`
+	DirtyKB   int64    `json:"dirty_kb"`
+	WriteKB   int64    `json:"writeback_kb"`
+	InFlight  string   `json:"inflight"` // reads/writes from /sys/block/D/inflight, "-" once gone
+	Device    string   `json:"device"`   // bound, present, gone
 }
 
 func (s Sample) String() string {
