@@ -187,6 +187,17 @@ func waitUploaded(ctx context.Context, l *libvirt.Libvirt, lookup func(string) (
 			return call(ctx, func() (string, error) { return l.StorageVolGetPath(vol) })
 		}
 		vol, err := lookup(name)
+		if isLibvirtCode(err, libvirt.ErrNoStorageVol) && time.Since(lastChange) <= uploadStall {
+			// libvirtd briefly loses a volume another connection is
+			// creating ("no storage vol with matching path", seen with
+			// two connections to one daemon under load): look again.
+			select {
+			case <-ctx.Done():
+				return "", fmt.Errorf("waiting for the upload of volume %s: %w", name, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
 		if err != nil {
 			return "", fmt.Errorf("volume %s: %w", name, err)
 		}
