@@ -45,6 +45,8 @@ type Artifact struct {
 type BuildOptions struct {
 	Variant  string    // name from the manifest
 	Tree     string    // alternative: a kernel source dir (git checkout ok)
+	Series   []Patch   // a user's patches on top of Variant (or Tree)
+	Name     string    // display name ("" = derived from the above)
 	CacheDir string    // "" = default root (CacheRoot)
 	Progress io.Writer // nil = quiet
 	Jobs     int       // 0 = nproc
@@ -101,23 +103,32 @@ func resolve(ctx context.Context, opts BuildOptions) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := loadManifest()
-	if err != nil {
-		return nil, err
-	}
 	p := &plan{root: root, variant: opts.Variant}
+	var src Source
 	if opts.Variant != "" {
 		v, err := FindVariant(opts.Variant)
 		if err != nil {
 			return nil, err
 		}
 		if v.Prebuilt != "" {
+			if len(opts.Series) > 0 {
+				return nil, fmt.Errorf("kernels: %q is a prebuilt kernel: a series needs a base yank builds (one of %s)", v.Name, strings.Join(builtVariantNames(), ", "))
+			}
 			return nil, fmt.Errorf("kernels: variant %q is prebuilt; use Debian()", v.Name)
 		}
 		if p.patches, err = seriesFor(v.Name); err != nil {
 			return nil, err
 		}
-		if v.Base != "" && opts.Tree == "" {
+		if src, err = SourceFor(v); err != nil && opts.Tree == "" {
+			return nil, err
+		}
+		switch {
+		case opts.Tree != "":
+		case len(opts.Series) > 0:
+			// A user's series on a variant: build incrementally from the
+			// variant's own entry, as a built-in variant does from its base.
+			p.base, p.ownPatches = v.Name, opts.Series
+		case v.Base != "":
 			p.base = v.Base
 			for _, pt := range p.patches {
 				if pt.Variant == v.Name {
@@ -125,6 +136,15 @@ func resolve(ctx context.Context, opts BuildOptions) (*plan, error) {
 				}
 			}
 		}
+	} else if len(opts.Series) > 0 && opts.Tree == "" {
+		return nil, errors.New("kernels: a series needs a base variant or a tree")
+	}
+	p.patches = append(p.patches, opts.Series...)
+	if len(opts.Series) > 0 {
+		p.variant = opts.Variant + "+series"
+	}
+	if opts.Name != "" {
+		p.variant = opts.Name
 	}
 	if p.compiler, err = compilerVersion(ctx); err != nil {
 		return nil, err
@@ -142,17 +162,19 @@ func resolve(ctx context.Context, opts BuildOptions) (*plan, error) {
 			return nil, err
 		}
 		p.tree, p.sourceID = dir, "tree "+id
-		p.variant = "tree:" + dir + "@" + rev
-		if len(p.patches) > 0 {
-			p.variant += "+" + opts.Variant
+		if opts.Name == "" {
+			p.variant = "tree:" + dir + "@" + rev
+			if len(p.patches) > 0 {
+				p.variant += "+" + cmpOr(opts.Variant, "series")
+			}
 		}
 	} else {
 		if opts.Variant == "" {
 			return nil, errors.New("kernels: need a variant or a tree")
 		}
-		p.tarball = m.Source.Tarball
+		p.tarball = src.Tarball
 		if _, err := os.Stat(p.tarball); err != nil {
-			return nil, &MissingSourceError{Path: p.tarball, AptPackage: m.Source.AptPackage}
+			return nil, &MissingSourceError{Path: p.tarball, AptPackage: src.AptPackage}
 		}
 		if p.tarSum, err = tarballIdentity(root, p.tarball); err != nil {
 			return nil, err
@@ -161,6 +183,38 @@ func resolve(ctx context.Context, opts BuildOptions) (*plan, error) {
 	}
 	p.key = Key(KeyInputs{Source: p.sourceID, Patches: p.patches, Fragment: Fragment(), Compiler: p.compiler, Recipe: RecipeVersion})
 	return p, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// builtVariantNames lists the variants yank builds (not prebuilt ones).
+func builtVariantNames() []string {
+	var out []string
+	for _, v := range Variants() {
+		if v.Prebuilt == "" {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+// checkSeries applies the whole series to the files it touches in the
+// pristine source (or the tree), so a user's series that does not apply
+// fails before any build, its base's included.
+func (p *plan) checkSeries(ctx context.Context, progress io.Writer) error {
+	src := p.tree
+	if src == "" {
+		var err error
+		if src, err = unpackTarball(ctx, p.root, p.tarball, p.tarSum, progress); err != nil {
+			return err
+		}
+	}
+	return CheckSeries(ctx, src, p.patches)
 }
 
 // Lookup returns the cached artifact for opts without building.
@@ -223,12 +277,18 @@ func Build(ctx context.Context, opts BuildOptions) (Artifact, error) {
 		return Artifact{}, err
 	}
 	if a, ok := artifactFromEntry(p.entry()); ok {
+		markUsed(p.entry())
 		return a, nil
+	}
+	if len(opts.Series) > 0 {
+		if err := p.checkSeries(ctx, opts.Progress); err != nil {
+			return Artifact{}, fmt.Errorf("kernel %s: %w", p.variant, err)
+		}
 	}
 	var baseEntry string
 	if p.base != "" {
 		bopts := opts
-		bopts.Variant = p.base
+		bopts.Variant, bopts.Series, bopts.Name = p.base, nil, ""
 		ba, err := Build(ctx, bopts)
 		if err != nil {
 			return Artifact{}, fmt.Errorf("building base %s of %s: %w", p.base, opts.Variant, err)
@@ -438,7 +498,7 @@ next:
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "LC_ALL=C", "CCACHE_DIR="+filepath.Join(b.root, "ccache"),
+	env = append(env, "LC_ALL=C", "CCACHE_DIR="+filepath.Join(b.root, "ccache"), "CCACHE_MAXSIZE="+CcacheMaxSize(),
 		"KBUILD_BUILD_USER=yank", "KBUILD_BUILD_HOST=yank")
 	if b.opts.NoCcache {
 		// Keep CC="ccache gcc" (a different CC would change every recorded

@@ -28,12 +28,12 @@ func TestE2EStockAndRFC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	m, err := loadManifest()
+	m, err := stockSource()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(m.Source.Tarball); err != nil {
-		t.Skipf("no kernel source (apt-get install %s): %v", m.Source.AptPackage, err)
+	if _, err := os.Stat(m.Tarball); err != nil {
+		t.Skipf("no kernel source (apt-get install %s): %v", m.AptPackage, err)
 	}
 	ctx := context.Background()
 	if dl, ok := t.Deadline(); ok {
@@ -184,9 +184,17 @@ func cloneCacheWith(b *testing.B, root string, entry Artifact) string {
 	if err := os.Symlink(filepath.Join(root, "ccache"), filepath.Join(tmp, "ccache")); err != nil {
 		b.Fatal(err)
 	}
-	m, _ := loadManifest()
-	if _, err := tarballIdentity(tmp, m.Source.Tarball); err != nil {
+	m, _ := stockSource()
+	if _, err := tarballIdentity(tmp, m.Tarball); err != nil {
 		b.Fatal(err)
 	}
 	return tmp
+}
+
+func stockSource() (Source, error) {
+	v, err := FindVariant("stock")
+	if err != nil {
+		return Source{}, err
+	}
+	return SourceFor(v)
 }

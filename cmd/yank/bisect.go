@@ -83,7 +83,8 @@ func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	offset := fs.Duration("offset", 2*time.Second, "removal offset")
 	trials := fs.Int("trials", 3, "clean trials needed to call a commit good (stops at the first hang)")
 	invert := fs.Bool("invert", false, "hunt the commit that FIXED a hang: a hang is good, clean trials are bad")
-	variant := fs.String("patches", "", "apply this variant's patch series on top of the tree (see yank kernel list)")
+	patches := fs.String("patches", "", "patches to apply on top of the tree: a variant's series (yank kernel list), series files/dirs/mboxes joined by +, or VARIANT+SERIES")
+	variants := fs.String("variants", "", "variants file adding to the built-in ones (default ./"+kernels.DefaultVariantsFile+" if present)")
 	dir := fs.String("log-dir", "", "where step logs go (default $YANK_CACHE/bisect/<tree name>)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `usage: yank bisect-run [flags]
@@ -105,6 +106,16 @@ the bisection). -invert swaps good and bad.
 	}
 	if *trials < 1 {
 		return fmt.Errorf("bisect-run: -trials %d: want at least 1", *trials)
+	}
+	if err := useVariants(*variants, stderr); err != nil {
+		return fmt.Errorf("bisect-run: -variants: %w", err)
+	}
+	var build kernels.BuildOptions
+	if *patches != "" {
+		var err error
+		if build.Variant, build.Series, err = kernels.ParsePatches(*patches); err != nil {
+			return fmt.Errorf("bisect-run: -patches: %w", err)
+		}
 	}
 	sc, err := scenario.Lookup(*scName)
 	if err != nil {
@@ -143,7 +154,8 @@ the bisection). -invert swaps good and bad.
 	log := io.MultiWriter(stderr, logf)
 	fmt.Fprintf(log, "bisect-run: %s %s\n", short(commit), subject)
 
-	runBisectStep(ctx, &step, sc, *variant, log)
+	build.Tree, build.Progress = top, log
+	runBisectStep(ctx, &step, sc, build, log)
 	if ctx.Err() != nil {
 		// An interrupted step says nothing about the commit.
 		return &exitError{code: bisectInterrupted, msg: "bisect-run: interrupted"}
@@ -163,12 +175,12 @@ the bisection). -invert swaps good and bad.
 	return &exitError{code: step.Exit, msg: fmt.Sprintf("%s: %s", step.Result, step.Reason)}
 }
 
-func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, variant string, log io.Writer) {
+func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, build kernels.BuildOptions, log io.Writer) {
 	skip := func(format string, a ...any) {
 		step.Result, step.Exit, step.Reason = "skip", bisectSkip, fmt.Sprintf(format, a...)
 	}
 	buildStart := time.Now()
-	k, err := kernels.Build(ctx, kernels.BuildOptions{Tree: step.Tree, Variant: variant, Progress: log})
+	k, err := kernels.Build(ctx, build)
 	step.Build = scenario.Duration(time.Since(buildStart))
 	if err != nil {
 		// A commit that does not build says nothing about the hang.

@@ -13,10 +13,10 @@ type guest struct {
 	name, kernel, initrd string
 }
 
-// prepareGuest resolves a kernel (a variant name, building it if needed,
-// or a path to a bzImage) and the image that fits it.
-func prepareGuest(ctx context.Context, kernel string, progress io.Writer) (guest, error) {
-	k, err := kernels.Resolve(ctx, kernel, progress)
+// prepareGuest resolves a kernel spec (building it if needed) and the
+// image that fits it.
+func prepareGuest(ctx context.Context, spec kernels.Spec, progress io.Writer) (guest, error) {
+	k, err := spec.Resolve(ctx, "", progress)
 	if err != nil {
 		return guest{}, err
 	}
@@ -24,5 +24,36 @@ func prepareGuest(ctx context.Context, kernel string, progress io.Writer) (guest
 	if err != nil {
 		return guest{}, fmt.Errorf("guest image: %w", err)
 	}
-	return guest{name: kernel, kernel: k.BzImage, initrd: img.Path}, nil
+	return guest{name: spec.Name, kernel: k.BzImage, initrd: img.Path}, nil
+}
+
+// parseKernels reads a -kernels list and checks, before anything is built,
+// that every series applies to its base.
+func parseKernels(ctx context.Context, cmd, list string) ([]kernels.Spec, error) {
+	specs, err := kernels.ParseSpecs(list)
+	if err != nil {
+		return nil, fmt.Errorf("%s: -kernels: %w", cmd, err)
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("%s: -kernels is empty: name at least one kernel (%s)", cmd, kernels.SpecSyntax)
+	}
+	for _, s := range specs {
+		if err := s.Check(ctx, ""); err != nil {
+			return nil, fmt.Errorf("%s: %w", cmd, err)
+		}
+	}
+	return specs, nil
+}
+
+// useVariants applies a -variants flag (or the default file in the
+// working directory) and says which file is in use.
+func useVariants(file string, log io.Writer) error {
+	used, err := kernels.UseVariantsFile(file)
+	if err != nil {
+		return err
+	}
+	if used != "" && log != nil {
+		fmt.Fprintf(log, "variants: built-in + %s\n", used)
+	}
+	return nil
 }

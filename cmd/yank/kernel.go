@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,18 +17,26 @@ import (
 )
 
 const kernelUsage = `usage:
-  yank kernel list  [-cache DIR]
-  yank kernel build [-cache DIR] [-j N] [-timings] [-q] [-no-ccache] <variant>
+  yank kernel list  [-cache DIR] [-variants FILE]
+  yank kernel build [-cache DIR] [-variants FILE] [-j N] [-timings] [-q] [-no-ccache] <kernel>
   yank kernel build [-cache DIR] [-j N] [-timings] [-q] -tree DIR [<variant>]
-  yank kernel path  [-cache DIR] [-tree DIR] <variant>
+  yank kernel path  [-cache DIR] [-variants FILE] [-tree DIR] <kernel>
+  yank kernel gc    [-cache DIR] [-variants FILE] [-keep 14d] [-n]
+
+` + kernels.SpecSyntax + `.
+Examples: stock, rfc-v3+./my-fix.patch, mine=stock+./outgoing/ (a git
+format-patch -o dir), rfc-v3-6.12+./series.mbx (b4 am), ~/linux (a tree).
 
 With -tree, the kernel tree DIR (a git checkout at any commit is fine) is
 built out of tree; a variant name adds that variant's patch series on top,
 applied to a hard-linked copy so DIR stays clean.
 path prints the cached bzImage and fails if the kernel is not built yet.
+gc removes cache entries that no current variant builds and no build or run
+used within -keep, then trims ccache to $YANK_CCACHE_MAXSIZE (default 5G);
+-n only says what it would remove.
 `
 
-// kernelCmd implements `yank kernel list|build|path`.
+// kernelCmd implements `yank kernel list|build|path|gc`.
 func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, kernelUsage)
@@ -37,9 +47,10 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, kernelUsage) }
 	cache := fs.String("cache", "", "cache root (default $YANK_CACHE, $XDG_CACHE_HOME/yank or ~/.cache/yank)")
-	var tree *string
+	variants := fs.String("variants", "", "variants file adding to the built-in ones (default ./"+kernels.DefaultVariantsFile+" if present)")
+	var tree, keep *string
 	var jobs *int
-	var timings, quiet, noCcache *bool
+	var timings, quiet, noCcache, dryRun *bool
 	switch sub {
 	case "list":
 	case "build":
@@ -50,12 +61,15 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		noCcache = fs.Bool("no-ccache", false, "compile without ccache (to measure what it saves)")
 	case "path":
 		tree = fs.String("tree", "", "kernel source tree the kernel was built from")
+	case "gc":
+		keep = fs.String("keep", "14d", "keep entries a build or run used within this long (e.g. 14d, 36h)")
+		dryRun = fs.Bool("n", false, "dry run: list what would be removed")
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, kernelUsage)
 		return nil
 	default:
 		fmt.Fprint(stderr, kernelUsage)
-		return fmt.Errorf("kernel: unknown subcommand %q", sub)
+		return fmt.Errorf("kernel: unknown subcommand %q (list, build, path, gc)", sub)
 	}
 	pos, err := kernelParseFlags(fs, args)
 	if err != nil {
@@ -64,6 +78,9 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return err
 	}
+	if err := useVariants(*variants, stderr); err != nil {
+		return fmt.Errorf("kernel %s: -variants: %w", sub, err)
+	}
 
 	switch sub {
 	case "list":
@@ -71,23 +88,50 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("kernel list: unexpected argument %q", pos[0])
 		}
 		return kernelList(ctx, *cache, stdout)
+	case "gc":
+		if len(pos) != 0 {
+			return fmt.Errorf("kernel gc: unexpected argument %q", pos[0])
+		}
+		d, err := parseDays(*keep)
+		if err != nil {
+			return fmt.Errorf("kernel gc: -keep %q: %w", *keep, err)
+		}
+		return kernelGC(ctx, kernels.GCOptions{CacheDir: *cache, Keep: d, DryRun: *dryRun}, stdout)
 	case "build", "path":
-		opts := kernels.BuildOptions{CacheDir: *cache, Tree: *tree}
+		var opts kernels.BuildOptions
+		var spec kernels.Spec
 		switch {
+		case len(pos) == 1 && *tree != "":
+			opts = kernels.BuildOptions{Tree: *tree, Variant: pos[0]}
 		case len(pos) == 1:
-			opts.Variant = pos[0]
-		case len(pos) == 0 && opts.Tree != "":
+			if spec, err = kernels.ParseSpec(pos[0]); err != nil {
+				return fmt.Errorf("kernel %s: %w", sub, err)
+			}
+			if spec.BzImage != "" {
+				return fmt.Errorf("kernel %s: %s is a bzImage already: nothing to build", sub, spec.BzImage)
+			}
+			if err := spec.Check(ctx, *cache); err != nil {
+				return fmt.Errorf("kernel %s: %w", sub, err)
+			}
+			opts = spec.Options(*cache, nil)
+		case len(pos) == 0 && *tree != "":
+			opts = kernels.BuildOptions{Tree: *tree}
 		default:
 			fs.Usage()
-			return fmt.Errorf("kernel %s: need one variant (or -tree DIR)", sub)
+			return fmt.Errorf("kernel %s: need one kernel (or -tree DIR)", sub)
 		}
+		opts.CacheDir = *cache
 		if sub == "path" {
 			a, ok, err := kernels.Lookup(ctx, opts)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return fmt.Errorf("kernel %s is not built yet: run `yank kernel build %s`", kernelDescribe(opts), kernelDescribe(opts))
+				what := strings.Join(pos, " ")
+				if *tree != "" {
+					what = strings.TrimSpace("-tree " + *tree + " " + what)
+				}
+				return fmt.Errorf("kernel %s is not built yet: run `yank kernel build %s`", what, what)
 			}
 			fmt.Fprintln(stdout, a.BzImage)
 			return nil
@@ -110,15 +154,20 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func kernelDescribe(o kernels.BuildOptions) string {
-	if o.Tree != "" {
-		s := "-tree " + o.Tree
-		if o.Variant != "" {
-			s += " " + o.Variant
+// parseDays reads a duration that may be given in days ("14d").
+func parseDays(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		d, err := strconv.Atoi(n)
+		if err != nil || d < 0 {
+			return 0, errors.New("want a number of days like 14d or a duration like 36h")
 		}
-		return s
+		return time.Duration(d) * 24 * time.Hour, nil
 	}
-	return o.Variant
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, errors.New("want a number of days like 14d or a duration like 36h")
+	}
+	return d, nil
 }
 
 // kernelParseFlags lets flags follow the positional arguments
@@ -143,22 +192,83 @@ func kernelParseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func kernelList(ctx context.Context, cache string, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIANT\tBASE\tPATCHES\tSTATE\tKERNEL")
+	fmt.Fprintln(tw, "VARIANT\tBASE\tPATCHES\tSOURCE\tSTATE\tKERNEL")
 	for _, v := range kernels.Variants() {
 		state, path := "not built", ""
 		a, ok, err := kernels.Lookup(ctx, kernels.BuildOptions{Variant: v.Name, CacheDir: cache})
 		switch {
 		case err != nil:
-			state = "unavailable: " + kernelFirstLine(err.Error())
+			state = "unavailable: " + firstLine(err.Error())
 		case ok && v.Prebuilt != "":
 			state, path = "installed "+a.Release, a.BzImage
 		case ok:
-			state, path = "built "+a.Release, a.BzImage
+			state, path = "built "+a.Release+" ("+a.Key+")", a.BzImage
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", v.Name, kernelDash(v.Base), len(v.Patches), state, path)
+		name := v.Name
+		if v.File != "" {
+			name += " *" // from the variants file
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", name, dash(v.Base), len(v.Patches), sourceVersion(v), state, path)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, v := range kernels.Variants() {
+		if v.File != "" {
+			fmt.Fprintf(w, "* from %s\n", v.File)
+			break
+		}
+	}
+	return nil
 }
+
+// sourceVersion says which source a variant builds and which version of
+// it is installed ("6.12 (6.12.117-1~deb12u1)", "6.12 (not installed)").
+func sourceVersion(v kernels.Variant) string {
+	if v.Prebuilt != "" {
+		return v.Prebuilt
+	}
+	src, err := kernels.SourceFor(v)
+	if err != nil {
+		return "?"
+	}
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", src.AptPackage).Output()
+	if err != nil || len(out) == 0 {
+		return src.Name + " (not installed: apt-get install " + src.AptPackage + ")"
+	}
+	return src.Name + " (" + string(out) + ")"
+}
+
+func kernelGC(ctx context.Context, opts kernels.GCOptions, w io.Writer) error {
+	r, err := kernels.GC(ctx, opts)
+	if err != nil {
+		return err
+	}
+	verb := "removed"
+	if opts.DryRun {
+		verb = "would remove"
+	}
+	var sum int64
+	for _, it := range r.Removed {
+		fmt.Fprintf(w, "%s %s: %s, %s (%s)\n", verb, it.Path, it.What, mib(it.Bytes), it.Why)
+		sum += it.Bytes
+	}
+	for _, it := range r.Kept {
+		fmt.Fprintf(w, "kept %s: %s, %s (%s)\n", it.Path, it.What, mib(it.Bytes), it.Why)
+	}
+	for _, u := range r.UnavailableVariants {
+		fmt.Fprintf(w, "note: %s\n", u)
+	}
+	fmt.Fprintf(w, "ccache: %s -> %s (max %s)\n", mib(r.CcacheBefore), mib(r.CcacheAfter), r.CcacheMax)
+	if opts.DryRun {
+		fmt.Fprintf(w, "dry run: %d entries, up to %s of their own\n", len(r.Removed), mib(sum))
+	} else {
+		fmt.Fprintf(w, "freed %s (%d entries removed, %d kept)\n", mib(r.Freed), len(r.Removed), len(r.Kept))
+	}
+	return nil
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 func kernelPrintTimings(w io.Writer, a kernels.Artifact, took time.Duration) {
 	how := "built now"
@@ -192,12 +302,7 @@ func kernelPrintTimings(w io.Writer, a kernels.Artifact, took time.Duration) {
 	}
 }
 
-func kernelFirstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
-}
-
-func kernelDash(s string) string {
+func dash(s string) string {
 	if s == "" {
 		return "-"
 	}

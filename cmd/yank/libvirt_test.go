@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/machine/libvirttest"
 	"github.com/yank-dev/yank/scenario"
@@ -32,7 +33,7 @@ func matrixTrials(t *testing.T, names []string, offsets []time.Duration) []Matri
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	start := time.Now()
-	g, err := prepareGuest(ctx, "stock", nil)
+	g, err := prepareGuest(ctx, kernels.Spec{Name: "stock", Variant: "stock"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
 )
@@ -23,14 +24,15 @@ import (
 // matrixFlags are the flags `yank run` and `yank libvirt` share, so both
 // plan the same trials from the same words.
 type matrixFlags struct {
-	kernels, scenarios, offsets, artifacts *string
-	repeat, cpus                           *int
-	verbose                                *bool
+	kernels, variants, scenarios, offsets, artifacts *string
+	repeat, cpus                                     *int
+	verbose                                          *bool
 }
 
 func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 	return matrixFlags{
-		kernels:   fs.String("kernels", strings.Join(defaultKernels, ","), "comma-separated kernel variants (yank kernel list) or paths to bzImages"),
+		kernels:   fs.String("kernels", strings.Join(defaultKernels, ","), "comma-separated kernels: "+kernels.SpecSyntax),
+		variants:  fs.String("variants", "", "a variants file (the schema of kernels/variants.json) adding to the built-in variants (default ./"+kernels.DefaultVariantsFile+" if present)"),
 		scenarios: fs.String("scenarios", strings.Join(scenario.Names(), ","), "comma-separated scenarios"),
 		offsets:   fs.String("offsets", "", "comma-separated removal offsets after the trigger, e.g. 0s,0.5s,2s (default: each scenario's own)"),
 		repeat:    fs.Int("repeat", 1, "trials per kernel x scenario x offset"),
@@ -53,14 +55,18 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	if err != nil {
 		return nil, "", nil, err
 	}
-	if len(splitList(*f.kernels)) == 0 {
-		return nil, "", nil, fmt.Errorf("%s: -kernels is empty: name at least one kernel (yank kernel list)", cmd)
+	if err := useVariants(*f.variants, log); err != nil {
+		return nil, "", nil, fmt.Errorf("%s: -variants: %w", cmd, err)
+	}
+	specs, err := parseKernels(ctx, cmd, *f.kernels)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	dir = *f.artifacts
 	if dir == "" {
 		dir = filepath.Join("artifacts", cmd+"-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
-	trials, err = expandTrials(ctx, splitList(*f.kernels), scenarios, offsets, *f.repeat, *f.cpus, log)
+	trials, err = expandTrials(ctx, specs, scenarios, offsets, *f.repeat, *f.cpus, log)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -349,10 +355,10 @@ func parseSelection(cmd, scenariosFlag, offsetsFlag string) ([]scenario.Scenario
 // expandTrials prepares each kernel (building it if needed) and its image,
 // and lists its trials: every scenario at the given offsets (or the
 // scenario's own), repeat times each.
-func expandTrials(ctx context.Context, kernelNames []string, scenarios []scenario.Scenario, offsets []time.Duration, repeat, cpus int, progress io.Writer) ([]MatrixTrial, error) {
+func expandTrials(ctx context.Context, specs []kernels.Spec, scenarios []scenario.Scenario, offsets []time.Duration, repeat, cpus int, progress io.Writer) ([]MatrixTrial, error) {
 	var trials []MatrixTrial
-	for _, kname := range kernelNames {
-		g, err := prepareGuest(ctx, kname, progress)
+	for _, spec := range specs {
+		g, err := prepareGuest(ctx, spec, progress)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/expect"
@@ -60,6 +61,9 @@ type config struct {
 func loadConfig(ginkgoSeed int64) (config, error) {
 	var c config
 	m := expect.Default
+	if _, err := kernels.UseVariantsFile(setting("yank.variants", "YANK_VARIANTS")); err != nil {
+		return c, fmt.Errorf("-yank.variants: %w", err)
+	}
 	list := setting("yank.kernels", "YANK_KERNELS")
 	if one := setting("yank.kernel", "YANK_KERNEL"); one != "" {
 		if list == "" {

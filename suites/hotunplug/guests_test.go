@@ -13,7 +13,6 @@ import (
 
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/yank-dev/yank/images"
-	"github.com/yank-dev/yank/kernels"
 )
 
 // guest is a resolved kernel and the image that fits it.
@@ -67,12 +66,18 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 	}
 	Expect(os.MkdirAll(s.Artifacts, 0o700)).To(Succeed())
 	for _, k := range cfg.opts.Kernels {
+		// A series that does not apply fails here, before any build.
+		if slices.Contains(neededKernels(), k.Name) {
+			Expect(k.Spec.Check(ctx, "")).To(Succeed(), "kernel %s (%s)", k.Name, k.Ref())
+		}
+	}
+	for _, k := range cfg.opts.Kernels {
 		if !slices.Contains(neededKernels(), k.Name) {
 			continue
 		}
 		By("resolving kernel " + k.Name)
 		start := time.Now()
-		a, err := kernels.Resolve(ctx, k.Ref(), GinkgoWriter)
+		a, err := k.Spec.Resolve(ctx, "", GinkgoWriter)
 		Expect(err).NotTo(HaveOccurred(), "kernel %s (%s) could not be resolved or built; fix it or leave it out of -yank.kernels", k.Name, k.Ref())
 		img, err := images.ForKernel(ctx, a.ModulesDir)
 		Expect(err).NotTo(HaveOccurred(), "guest image for kernel %s", k.Name)

@@ -7,62 +7,34 @@ package plan
 import (
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/expect"
 )
 
-// Kernel is a kernel as the user named it: a variant ("stock") or a
-// bzImage path, optionally named ("mine=/src/linux/arch/x86/boot/bzImage").
+// Kernel is a kernel as the user named it: any kernels.Spec (a variant,
+// a bzImage path, a tree, BASE+SERIES, NAME=SPEC).
 type Kernel struct {
-	Name string // report and label name
-	Path string // bzImage path; "" for a variant
+	Name    string       // report and label name
+	Spec    kernels.Spec // what to resolve
+	Version string       // major.minor, "" if unknown before building
 }
 
-// Ref is what kernels.Resolve takes.
-func (k Kernel) Ref() string {
-	if k.Path != "" {
-		return k.Path
-	}
-	return k.Name
-}
+// Ref is the spec as given.
+func (k Kernel) Ref() string { return k.Spec.Text }
 
-// ParseKernels reads a comma-separated list of variants, paths and
-// name=path pairs.
+// ParseKernels reads a comma-separated list of kernel specs.
 func ParseKernels(list string) ([]Kernel, error) {
+	specs, err := kernels.ParseSpecs(list)
+	if err != nil {
+		return nil, err
+	}
 	var out []Kernel
-	seen := map[string]bool{}
-	for _, f := range strings.Split(list, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		var k Kernel
-		name, path, named := strings.Cut(f, "=")
-		switch {
-		case named:
-			if name = strings.TrimSpace(name); name == "" || strings.ContainsAny(name, "/&|!,() ") {
-				return nil, fmt.Errorf("kernel %q: the name before = must be a plain word", f)
-			}
-			k = Kernel{Name: name, Path: strings.TrimSpace(path)}
-		case strings.Contains(f, "/"):
-			// An unnamed path is named after itself, made label-safe.
-			abs, err := filepath.Abs(f)
-			if err != nil {
-				return nil, err
-			}
-			k = Kernel{Name: LabelSafe(strings.TrimPrefix(abs, "/")), Path: abs}
-		default:
-			k = Kernel{Name: f}
-		}
-		if seen[k.Name] {
-			return nil, fmt.Errorf("kernel %s named twice", k.Name)
-		}
-		seen[k.Name] = true
-		out = append(out, k)
+	for _, s := range specs {
+		out = append(out, Kernel{Name: s.Name, Spec: s, Version: s.Version()})
 	}
 	return out, nil
 }
@@ -113,8 +85,9 @@ func (t Trial) Name() string {
 	return s
 }
 
-// Labels are the Ginkgo labels: kernel:<k>, scenario:<s>, removal:<r>,
-// offset:<o>, expect:<class> and smoke for the CI subset.
+// Labels are the Ginkgo labels: kernel:<k>, linux:<major.minor> (when
+// known), scenario:<s>, removal:<r>, offset:<o>, expect:<class> and smoke
+// for the CI subset.
 func (t Trial) Labels() []string {
 	l := []string{
 		"kernel:" + LabelSafe(t.Kernel.Name),
@@ -122,6 +95,9 @@ func (t Trial) Labels() []string {
 		"removal:" + string(t.Scenario.Removal),
 		"offset:" + t.Nominal.String(),
 		"expect:" + string(t.Class),
+	}
+	if t.Kernel.Version != "" {
+		l = append(l, "linux:"+t.Kernel.Version)
 	}
 	if t.Smoke {
 		l = append(l, "smoke")

@@ -6,23 +6,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/kernels"
+	"github.com/yank-dev/yank/kernels/kernelstest"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/expect"
 )
 
 func TestParseKernels(t *testing.T) {
-	ks, err := ParseKernels(" stock, rfc-v3,mine=/src/bzImage,/tmp/x/bzImage,")
+	dir := t.TempDir()
+	bz := kernelstest.FakeBzImage(t, dir, "6.12.117 (yank@yank) #1 SMP")
+	ks, err := ParseKernels(" stock, rfc-v3,mine=" + bz + "," + bz + ",")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Kernel{{"stock", ""}, {"rfc-v3", ""}, {"mine", "/src/bzImage"}, {"tmp_x_bzImage", "/tmp/x/bzImage"}}
-	if !slices.Equal(ks, want) {
-		t.Errorf("got %v, want %v", ks, want)
+	var names, versions []string
+	for _, k := range ks {
+		names, versions = append(names, k.Name), append(versions, k.Version)
 	}
-	if ks[2].Ref() != "/src/bzImage" || ks[0].Ref() != "stock" {
-		t.Errorf("Ref: %s %s", ks[2].Ref(), ks[0].Ref())
+	want := []string{"stock", "rfc-v3", "mine", strings.ReplaceAll(strings.TrimPrefix(bz, "/"), "/", "_")}
+	if !slices.Equal(names, want) {
+		t.Errorf("names %v, want %v", names, want)
 	}
-	for _, bad := range []string{"stock,stock", "a/b=/x", "=/x"} {
+	if !slices.Equal(versions, []string{"6.1", "6.1", "6.12", "6.12"}) {
+		t.Errorf("versions %v", versions)
+	}
+	if ks[2].Ref() != "mine="+bz || ks[2].Spec.BzImage != bz || ks[0].Spec.Variant != "stock" {
+		t.Errorf("specs: %+v %+v", ks[2].Spec, ks[0].Spec)
+	}
+	tr := Trial{Kernel: ks[2], Scenario: scenario.Scenario{Name: "x"}}
+	if !slices.Contains(tr.Labels(), "linux:6.12") {
+		t.Errorf("labels %v lack linux:6.12", tr.Labels())
+	}
+	for _, bad := range []string{"stock,stock", "a/b=/x", "=/x", "nope", "/no/such/bzImage"} {
 		if _, err := ParseKernels(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -39,7 +54,7 @@ func options(t *testing.T) Options {
 		scs = append(scs, sc)
 	}
 	return Options{
-		Kernels:   []Kernel{{Name: "stock"}, {Name: "mine", Path: "/x/bzImage"}},
+		Kernels:   []Kernel{{Name: "stock"}, {Name: "mine", Spec: kernels.Spec{Name: "mine", BzImage: "/x/bzImage"}}},
 		Scenarios: scs, Repeats: 2, Seed: 42,
 	}
 }

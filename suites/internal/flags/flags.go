@@ -14,8 +14,9 @@ import (
 )
 
 func init() {
-	flag.String("yank.kernels", "", "comma-separated kernels: variants (stock,rfc-v3), bzImage paths or name=path (env YANK_KERNELS; default: every kernel in suites/expect/expectations.json)")
-	flag.String("yank.kernel", "", "one more kernel: a bzImage path or name=path (env YANK_KERNEL); replaces the default list")
+	flag.String("yank.kernels", "", "comma-separated kernels: variants (stock,rfc-v3), bzImage paths, kernel trees, BASE+SERIES (a variant plus .patch files, git format-patch dirs or mboxes), each optionally NAME=... (env YANK_KERNELS; default: every kernel in suites/expect/expectations.json)")
+	flag.String("yank.kernel", "", "one more kernel, any form -yank.kernels takes (env YANK_KERNEL); replaces the default list")
+	flag.String("yank.variants", "", "a variants file (the schema of kernels/variants.json) adding to the built-in variants (env YANK_VARIANTS; default ./yank-variants.json in the package dir if present)")
 	flag.String("yank.scenarios", "", "comma-separated scenarios (env YANK_SCENARIOS; default: all)")
 	flag.String("yank.offsets", "", "comma-separated removal offsets for every scenario, e.g. 0.5s,1s,2s (env YANK_OFFSETS; default: each scenario's own)")
 	flag.Int("yank.repeats", 0, "trials per kernel x scenario x offset (env YANK_REPEATS; default 1)")
