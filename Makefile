@@ -10,7 +10,7 @@ GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/
 # first guest before any build), kernel source and its build dependencies,
 # and libvirt (the libvirt backend's tests start their own libvirtd).
 APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
-	linux-source-6.1 linux-image-amd64 build-essential bc bison flex \
+	linux-source-6.1 linux-source-6.12 linux-image-amd64 build-essential bc bison flex \
 	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git \
 	libvirt-daemon-system libvirt-clients
 TEST_TIMEOUT ?= 80m

@@ -102,7 +102,7 @@ func GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 			r.Kept = append(r.Kept, it)
 			return
 		}
-		if lockPath != "" {
+		if lockPath != "" && !opts.DryRun { // a dry run must not even create lock files
 			l, ok := tryLock(lockPath)
 			if !ok {
 				it.Why = "in use by another yank process"

@@ -3,7 +3,9 @@ package kernels
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,7 +25,9 @@ import (
 // at all is an error.
 func LoadSeries(path, owner string) ([]Patch, error) {
 	st, err := os.Stat(path)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("series %s: no such file or directory", path)
+	} else if err != nil {
 		return nil, fmt.Errorf("series %s: %w", path, err)
 	}
 	var files []string

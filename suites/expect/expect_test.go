@@ -9,7 +9,7 @@ import (
 )
 
 func TestEmbeddedManifest(t *testing.T) {
-	if got := strings.Join(Default.KernelNames(), ","); got != "rfc-v3,rfc-v3-virtio,stock" {
+	if got := strings.Join(Default.KernelNames(), ","); got != "rfc-v3,rfc-v3-6.12,rfc-v3-virtio,rfc-v3-virtio-6.12,stock,stock-6.12" {
 		t.Errorf("kernels = %s", got)
 	}
 	if len(Default.Smoke) == 0 {
@@ -93,7 +93,7 @@ func TestAddingAFixedKernelIsOneEntry(t *testing.T) {
 			t.Errorf("%s: %s, want PASS", sc, e)
 		}
 	}
-	if got := strings.Join(m.KernelNames(), ","); got != "rfc-v3,rfc-v3-virtio,stock" {
+	if got := strings.Join(m.KernelNames(), ","); got != "rfc-v3,rfc-v3-6.12,rfc-v3-virtio,rfc-v3-virtio-6.12,stock,stock-6.12" {
 		t.Errorf("kernels = %s", got)
 	}
 }
