@@ -16,7 +16,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 TEST_TIMEOUT ?= 80m
 FUZZTIME ?= 10s
 
-.PHONY: all deps build test unit e2e fuzz lint bench run clean-cache
+.PHONY: all deps build test unit e2e fuzz lint bench run clean-cache suite-user-series
 
 all: build
 
@@ -46,7 +46,13 @@ lint:
 # tests boot guests whose timing must not compete for the 2 cores.
 test: deps lint build
 	$(GO) test -race -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory suite-user-series
 	$(MAKE) --no-print-directory fuzz
+
+# The suites with a user's kernel spec (BASE+SERIES): stock plus the RFC
+# given back as a patch directory must HANG in unbind-race (-yank.expect=bad).
+suite-user-series:
+	$(GO) test -count=1 ./suites/hotunplug -args -yank.kernels=mine=stock+$(CURDIR)/kernels/patches/rfc-v3 -yank.expect=bad
 
 # Go's fuzz engine sometimes ends a clean run with "context deadline
 # exceeded" when -fuzztime runs out mid-minimization (no crasher is

@@ -27,12 +27,23 @@ func TestBadCommandInput(t *testing.T) {
 		{[]string{"run", "-scenarios", ","}, "-scenarios is empty", 0},
 		{[]string{"run", "-kernels", ""}, "-kernels is empty", 0},
 		{[]string{"run", "extra"}, `unexpected argument "extra"`, 0},
+		{[]string{"run", "-kernels", "rfc-v4"}, `unknown variant "rfc-v4" (known: stock, rfc-v3`, 0},
+		{[]string{"run", "-kernels", "stock+/nonexistent.patch"}, "series /nonexistent.patch: no such file", 0},
+		{[]string{"run", "-kernels", "/nonexistent/bzImage"}, "no such file or directory", 0},
+		{[]string{"run", "-kernels", "a b=stock"}, "plain word", 0},
+		{[]string{"run", "-variants", "/nonexistent.json"}, "variants file /nonexistent.json", 0},
+		{[]string{"kernel", "build", "debian+/tmp"}, "debian is prebuilt", 0},
+		{[]string{"kernel", "build", "stock", "rfc-v3"}, "need one kernel", 0},
+		{[]string{"kernel", "gc", "-keep", "soon"}, `-keep "soon"`, 0},
+		{[]string{"kernel", "frob"}, `unknown subcommand "frob"`, 0},
 		{[]string{"libvirt", "-host", "qemu:///system", "-cpus", "0"}, "-cpus 0", 0},
 		{[]string{"bisect-run", "-trials", "0"}, "-trials 0", bisectAbort},
 		{[]string{"bisect-run", "-scenario", "nope"}, "unknown scenario", bisectAbort},
 		{[]string{"bisect-run", "-offset", "-1s"}, "out of range", bisectAbort},
 		{[]string{"bisect-run", "-tree", "/nonexistent"}, "not a git tree", bisectAbort},
 		{[]string{"bisect-run", "-no-such-flag"}, "no-such-flag", bisectAbort},
+		{[]string{"bisect-run", "-patches", "rfc-v4"}, "neither a variant", bisectAbort},
+		{[]string{"bisect-run", "-patches", "/nonexistent.mbx"}, "no such file", bisectAbort},
 	} {
 		var out, errOut bytes.Buffer
 		err := dispatch(context.Background(), tc.args, &out, &errOut)
