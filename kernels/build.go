@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -165,7 +166,7 @@ func resolve(ctx context.Context, opts BuildOptions) (*plan, error) {
 		if opts.Name == "" {
 			p.variant = "tree:" + dir + "@" + rev
 			if len(p.patches) > 0 {
-				p.variant += "+" + cmpOr(opts.Variant, "series")
+				p.variant += "+" + cmp.Or(opts.Variant, "series")
 			}
 		}
 	} else {
@@ -183,13 +184,6 @@ func resolve(ctx context.Context, opts BuildOptions) (*plan, error) {
 	}
 	p.key = Key(KeyInputs{Source: p.sourceID, Patches: p.patches, Fragment: Fragment(), Compiler: p.compiler, Recipe: RecipeVersion})
 	return p, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // builtVariantNames lists the variants yank builds (not prebuilt ones).

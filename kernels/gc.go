@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ func lastUsed(entry string, m Meta) time.Time {
 
 // CcacheMaxSize bounds ccache's directory in every build (CCACHE_MAXSIZE)
 // and in GC; YANK_CCACHE_MAXSIZE overrides it (ccache's syntax, e.g. 2G).
-func CcacheMaxSize() string { return cmpOr(os.Getenv("YANK_CCACHE_MAXSIZE"), "5G") }
+func CcacheMaxSize() string { return cmp.Or(os.Getenv("YANK_CCACHE_MAXSIZE"), "5G") }
 
 // GCOptions select what GC removes.
 type GCOptions struct {

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -63,7 +64,7 @@ func ParseSpec(text string) (Spec, error) {
 			}
 			s.BzImage = abs
 		}
-		s.Name = cmpOr(s.Name, pathLabel(abs))
+		s.Name = cmp.Or(s.Name, pathLabel(abs))
 		return s, nil
 	}
 	parts := strings.Split(body, "+")
@@ -80,7 +81,7 @@ func ParseSpec(text string) (Spec, error) {
 	}
 	s.Variant = v.Name
 	if len(parts) == 1 {
-		s.Name = cmpOr(s.Name, v.Name)
+		s.Name = cmp.Or(s.Name, v.Name)
 		return s, nil
 	}
 	if v.Prebuilt != "" {
@@ -100,7 +101,7 @@ func ParseSpec(text string) (Spec, error) {
 		stems = append(stems, seriesStem(abs))
 	}
 	// Owner is filled in below once the name is known.
-	name := cmpOr(s.Name, v.Name+"+"+strings.Join(stems, "+"))
+	name := cmp.Or(s.Name, v.Name+"+"+strings.Join(stems, "+"))
 	for _, p := range s.Series {
 		ps, err := LoadSeries(p, name)
 		if err != nil {

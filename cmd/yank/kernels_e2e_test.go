@@ -185,18 +185,19 @@ func TestBadKernelSpecsFailBeforeAnyBuild(t *testing.T) {
 	}
 }
 
-// TestLinux612 runs the second source: stock-6.12 hangs in unbind-race
-// (deterministic once the cut lands in del_gendisk), rfc-v3-virtio-6.12
-// passes unbind-race and surprise-io (or MISSES it; it never hangs).
+// TestLinux612 runs the second source. Only deterministic facts are
+// asserted: stock-6.12 never PASSes unbind-race (it HANGs once the cut
+// lands in del_gendisk; a cut outside that window is MISSED, seen 0 times
+// here but only 1 trial was run on 6.12), rfc-v3-virtio-6.12 never HANGs.
 // stock-6.12's surprise-io is a race: any judged outcome but CRASH or
 // INFRA-ERROR.
 func TestLinux612(t *testing.T) {
 	rows := runMatrixCmd(t, "-kernels", "stock-6.12,rfc-v3-virtio-6.12", "-scenarios", "unbind-race,surprise-io", "-offsets", "2s")
 	got := outcomes(rows)
 	want := map[string][]scenario.Outcome{
-		"stock-6.12 unbind-race":         {scenario.Hang},
+		"stock-6.12 unbind-race":         {scenario.Hang, scenario.Missed},
 		"stock-6.12 surprise-io":         {scenario.Hang, scenario.Pass, scenario.Missed},
-		"rfc-v3-virtio-6.12 unbind-race": {scenario.Pass},
+		"rfc-v3-virtio-6.12 unbind-race": {scenario.Pass, scenario.Missed},
 		"rfc-v3-virtio-6.12 surprise-io": {scenario.Pass, scenario.Missed},
 	}
 	for cell, ok := range want {
@@ -206,8 +207,8 @@ func TestLinux612(t *testing.T) {
 		}
 	}
 	for _, r := range rows {
-		if r.Verdict.Scenario == "unbind-race" && (r.Verdict.Window == nil || !r.Verdict.Window.Hit) {
-			t.Errorf("%s unbind-race: window not hit: %+v", r.Kernel, r.Verdict.Window)
+		if r.Verdict.Scenario == "unbind-race" && r.Verdict.Outcome != scenario.Missed && (r.Verdict.Window == nil || !r.Verdict.Window.Hit) {
+			t.Errorf("%s %s: %s without the window hit: %+v", r.Kernel, r.Verdict.Scenario, r.Verdict.Outcome, r.Verdict.Window)
 		}
 	}
 	for _, k := range []string{"stock-6.12", "rfc-v3-virtio-6.12"} {
