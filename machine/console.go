@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 // Console is the guest's serial console: every line with the host time it

@@ -17,7 +17,7 @@ import (
 
 	goqmp "github.com/digitalocean/go-qemu/qmp"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 // Event is go-qemu's event type, so events from this client and from

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 // Transport carries QMP for a Client that does not own QEMU's monitor

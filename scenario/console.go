@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 // Console patterns. The kernel's own wording, from lib/bug.c,

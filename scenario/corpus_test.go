@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 // The console corpus (testdata/console) is real guest consoles captured by

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/journal"
 	"github.com/yank-dev/yank/machine"
-	"github.com/yank-dev/yank/qmp/journal"
 )
 
 // loadConsoleLog reads a console.log ("<host time> <line>") back into

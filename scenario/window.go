@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 // Window is what must hold in the guest at the cut for a trial to test

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yank-dev/yank/qmp/journal"
+	"github.com/yank-dev/yank/journal"
 )
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

@@ -47,10 +47,10 @@ import (
 
 	"github.com/yank-dev/yank/guestagent"
 	"github.com/yank-dev/yank/images"
+	"github.com/yank-dev/yank/journal"
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/qmp"
-	"github.com/yank-dev/yank/qmp/journal"
 )
 
 const direct = "/sys/kernel/debug/provoke-crash/DIRECT"
