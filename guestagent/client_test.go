@@ -2,6 +2,7 @@ package guestagent
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -13,13 +14,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/guestagent/agenttest"
 )
 
-func dialFake(t *testing.T, f *fakeAgent, opts ...Option) *Client {
+func dialFake(t *testing.T, f *agenttest.Agent, opts ...Option) *Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, f.path, opts...)
+	c, err := Dial(ctx, f.Path, opts...)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -28,22 +31,22 @@ func dialFake(t *testing.T, f *fakeAgent, opts ...Option) *Client {
 }
 
 func TestSyncSkipsGarbageAndStaleReplies(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	// Left over from an earlier session: garbage, replies, a stale sync.
-	f.onAccept = func(w *fakeConn) {
-		w.send("garbage\x00\xfe{\"return\": {}}\n{\"return\": 42}\n\xff{\"return\": 999}\nnot json\n")
-	}
-	f.handle("guest-sync-delimited", func(w *fakeConn, args json.RawMessage) {
+	f.OnAccept(func(w *agenttest.Conn) {
+		w.Send("garbage\x00\xfe{\"return\": {}}\n{\"return\": 42}\n\xff{\"return\": 999}\nnot json\n")
+	})
+	f.Handle("guest-sync-delimited", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ ID int64 }
 		json.Unmarshal(args, &a)
 		// What QGA really sends first: the lexer's complaint about 0xFF.
-		w.send(`{"error": {"class": "GenericError", "desc": "JSON parse error, stray '\uFFFD'"}}` + "\n")
-		w.send("\xff{\"return\": 12345}\n\xff{\"return\": 777}\n{\"return\": {}}\njunk\xff")
-		w.send(`{"return": ` + strings.TrimSpace(string(mustJSON(a.ID))) + "}\n")
+		w.Send(`{"error": {"class": "GenericError", "desc": "JSON parse error, stray '\uFFFD'"}}` + "\n")
+		w.Send("\xff{\"return\": 12345}\n\xff{\"return\": 777}\n{\"return\": {}}\njunk\xff")
+		w.Send(`{"return": ` + strings.TrimSpace(string(mustJSON(a.ID))) + "}\n")
 	})
 	var n atomic.Int32
-	f.handle("guest-get-time", func(w *fakeConn, _ json.RawMessage) { w.reply(1000 + n.Add(1)) })
-	f.start()
+	f.Handle("guest-get-time", func(w *agenttest.Conn, _ json.RawMessage) { w.Reply(1000 + n.Add(1)) })
+	f.Start()
 	c := dialFake(t, f)
 
 	var got int
@@ -56,12 +59,12 @@ func TestSyncSkipsGarbageAndStaleReplies(t *testing.T) {
 }
 
 func TestArgumentsOmittedNotNull(t *testing.T) {
-	f := newFakeAgent(t).start()
+	f := agenttest.New(t).Start()
 	c := dialFake(t, f)
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	raw := f.rawRequests()
+	raw := f.RawRequests()
 	last := raw[len(raw)-1]
 	if strings.Contains(last, "arguments") {
 		t.Fatalf("ping sent arguments: %s", last)
@@ -72,17 +75,17 @@ func TestArgumentsOmittedNotNull(t *testing.T) {
 }
 
 func TestResyncAfterTimeoutDropsLateReply(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	var calls atomic.Int32
-	f.handle("guest-get-time", func(w *fakeConn, _ json.RawMessage) {
+	f.Handle("guest-get-time", func(w *agenttest.Conn, _ json.RawMessage) {
 		if calls.Add(1) == 1 {
 			time.Sleep(300 * time.Millisecond) // the agent is busy, not dead
-			w.reply(111)                       // late: must not answer call 2
+			w.Reply(111)                       // late: must not answer call 2
 			return
 		}
-		w.reply(222)
+		w.Reply(222)
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -107,15 +110,15 @@ func TestResyncAfterTimeoutDropsLateReply(t *testing.T) {
 		t.Fatalf("got %d, want 222: the late reply was taken for the next one", got)
 	}
 	want := []string{"guest-sync-delimited", "guest-get-time", "guest-sync-delimited", "guest-get-time"}
-	if got := f.commands(); !slices.Equal(got, want) {
+	if got := f.Commands(); !slices.Equal(got, want) {
 		t.Fatalf("commands %v, want %v", got, want)
 	}
 }
 
 func TestDefaultTimeoutApplies(t *testing.T) {
-	f := newFakeAgent(t)
-	f.handle("guest-get-time", func(*fakeConn, json.RawMessage) {}) // never answers
-	f.start()
+	f := agenttest.New(t)
+	f.Handle("guest-get-time", func(*agenttest.Conn, json.RawMessage) {}) // never answers
+	f.Start()
 	c := dialFake(t, f, WithTimeout(150*time.Millisecond))
 	start := time.Now()
 	err := c.Do(context.Background(), "guest-get-time", nil, nil)
@@ -128,11 +131,11 @@ func TestDefaultTimeoutApplies(t *testing.T) {
 }
 
 func TestErrorClassPreserved(t *testing.T) {
-	f := newFakeAgent(t)
-	f.handle("guest-file-open", func(w *fakeConn, _ json.RawMessage) {
-		w.fail("GenericError", "failed to open file '/nope' (mode: 'r'): No such file or directory")
+	f := agenttest.New(t)
+	f.Handle("guest-file-open", func(w *agenttest.Conn, _ json.RawMessage) {
+		w.Fail("GenericError", "failed to open file '/nope' (mode: 'r'): No such file or directory")
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 
 	err := c.Do(context.Background(), "guest-frobnicate", nil, nil)
@@ -155,22 +158,22 @@ func TestErrorClassPreserved(t *testing.T) {
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(strings.Join(f.commands(), " "), "guest-sync-delimited"); n != 1 {
+	if n := strings.Count(strings.Join(f.Commands(), " "), "guest-sync-delimited"); n != 1 {
 		t.Fatalf("%d syncs, want 1", n)
 	}
 }
 
 func TestUndecodableReplyResyncs(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	var calls atomic.Int32
-	f.handle("guest-get-time", func(w *fakeConn, _ json.RawMessage) {
+	f.Handle("guest-get-time", func(w *agenttest.Conn, _ json.RawMessage) {
 		if calls.Add(1) == 1 {
-			w.send("}{ not json\n")
+			w.Send("}{ not json\n")
 			return
 		}
-		w.reply(5)
+		w.Reply(5)
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	err := c.Do(context.Background(), "guest-get-time", nil, nil)
 	var qerr *Error
@@ -181,26 +184,26 @@ func TestUndecodableReplyResyncs(t *testing.T) {
 	if err := c.Do(context.Background(), "guest-get-time", nil, &got); err != nil || got != 5 {
 		t.Fatalf("got %d, %v", got, err)
 	}
-	if f.commands()[2] != "guest-sync-delimited" {
-		t.Fatalf("no resync after decode error: %v", f.commands())
+	if f.Commands()[2] != "guest-sync-delimited" {
+		t.Fatalf("no resync after decode error: %v", f.Commands())
 	}
 }
 
 func TestSilentAgentDial(t *testing.T) {
-	f := newFakeAgent(t)
-	f.handle("guest-sync-delimited", func(*fakeConn, json.RawMessage) {}) // agent not up
-	f.start()
+	f := agenttest.New(t)
+	f.Handle("guest-sync-delimited", func(*agenttest.Conn, json.RawMessage) {}) // agent not up
+	f.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := Dial(ctx, f.path, WithSyncAttemptTimeout(100*time.Millisecond))
+	_, err := Dial(ctx, f.Path, WithSyncAttemptTimeout(100*time.Millisecond))
 	if !errors.Is(err, ErrAgentSilent) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want ErrAgentSilent and DeadlineExceeded, got %v", err)
 	}
 	if d := time.Since(start); d > 700*time.Millisecond {
 		t.Fatalf("Dial overran its deadline: %v", d)
 	}
-	if n := len(f.commands()); n < 3 {
+	if n := len(f.Commands()); n < 3 {
 		t.Fatalf("sync sent %d times, want retries", n)
 	}
 }
@@ -208,10 +211,10 @@ func TestSilentAgentDial(t *testing.T) {
 func TestAgentStartsLate(t *testing.T) {
 	// QEMU accepts the connection at once; the agent answers later, to
 	// every sync queued meanwhile.
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	up := time.Now().Add(300 * time.Millisecond)
 	var queued []int64
-	f.handle("guest-sync-delimited", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-sync-delimited", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ ID int64 }
 		json.Unmarshal(args, &a)
 		queued = append(queued, a.ID)
@@ -219,11 +222,11 @@ func TestAgentStartsLate(t *testing.T) {
 			return
 		}
 		for _, id := range queued {
-			w.send("\xff{\"return\": " + string(mustJSON(id)) + "}\n")
+			w.Send("\xff{\"return\": " + string(mustJSON(id)) + "}\n")
 		}
 		queued = nil
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f, WithSyncAttemptTimeout(50*time.Millisecond))
 	if err := c.Ping(context.Background()); err != nil {
 		t.Fatal(err)
@@ -231,10 +234,10 @@ func TestAgentStartsLate(t *testing.T) {
 }
 
 func TestDialWaitsForSocket(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		f.start()
+		f.Start()
 	}()
 	c := dialFake(t, f)
 	if err := c.Ping(context.Background()); err != nil {
@@ -243,16 +246,16 @@ func TestDialWaitsForSocket(t *testing.T) {
 }
 
 func TestSilentSyncAfterTimeout(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	var wedged atomic.Bool
-	sync := f.handlers["guest-sync-delimited"]
-	f.handle("guest-sync-delimited", func(w *fakeConn, args json.RawMessage) {
+	sync := agenttest.SyncDelimited
+	f.Handle("guest-sync-delimited", func(w *agenttest.Conn, args json.RawMessage) {
 		if !wedged.Load() {
 			sync(w, args)
 		}
 	})
-	f.handle("guest-get-time", func(*fakeConn, json.RawMessage) { wedged.Store(true) })
-	f.start()
+	f.Handle("guest-get-time", func(*agenttest.Conn, json.RawMessage) { wedged.Store(true) })
+	f.Start()
 	c := dialFake(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -271,14 +274,14 @@ func TestSilentSyncAfterTimeout(t *testing.T) {
 }
 
 func TestContextCancel(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	var calls atomic.Int32
-	f.handle("guest-get-time", func(w *fakeConn, _ json.RawMessage) {
+	f.Handle("guest-get-time", func(w *agenttest.Conn, _ json.RawMessage) {
 		if calls.Add(1) > 1 {
-			w.reply(2)
+			w.Reply(2)
 		}
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	time.AfterFunc(50*time.Millisecond, cancel)
@@ -297,16 +300,16 @@ func TestContextCancel(t *testing.T) {
 }
 
 func TestReconnectAfterEOF(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	var calls atomic.Int32
-	f.handle("guest-get-time", func(w *fakeConn, _ json.RawMessage) {
+	f.Handle("guest-get-time", func(w *agenttest.Conn, _ json.RawMessage) {
 		if calls.Add(1) == 1 {
 			w.Close()
 			return
 		}
-		w.reply(3)
+		w.Reply(3)
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	if err := c.Do(context.Background(), "guest-get-time", nil, nil); err == nil {
 		t.Fatal("want an error for a dropped connection")
@@ -320,27 +323,27 @@ func TestReconnectAfterEOF(t *testing.T) {
 func TestShutdown(t *testing.T) {
 	cases := []struct {
 		name    string
-		handler fakeHandler
+		handler agenttest.Handler
 		wantErr bool
 	}{
-		{"eof", func(w *fakeConn, _ json.RawMessage) { w.Close() }, false},
-		{"silence", func(*fakeConn, json.RawMessage) {}, false},
-		{"refused", func(w *fakeConn, _ json.RawMessage) {
-			w.fail("CommandNotFound", "Command guest-shutdown has been disabled") // as QGA 7.2 says it
+		{"eof", func(w *agenttest.Conn, _ json.RawMessage) { w.Close() }, false},
+		{"silence", func(*agenttest.Conn, json.RawMessage) {}, false},
+		{"refused", func(w *agenttest.Conn, _ json.RawMessage) {
+			w.Fail("CommandNotFound", "Command guest-shutdown has been disabled") // as QGA 7.2 says it
 		}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAgent(t)
-			f.handle("guest-shutdown", tc.handler)
-			f.start()
+			f := agenttest.New(t)
+			f.Handle("guest-shutdown", tc.handler)
+			f.Start()
 			c := dialFake(t, f, WithShutdownGrace(100*time.Millisecond))
 			err := c.Shutdown(context.Background(), "powerdown")
 			var qerr *Error
 			if tc.wantErr != (err != nil) || (err != nil && (!errors.As(err, &qerr) || qerr.Class != "CommandNotFound")) {
 				t.Fatalf("Shutdown: %v", err)
 			}
-			raw := f.rawRequests()
+			raw := f.RawRequests()
 			if !strings.Contains(raw[len(raw)-1], `"mode":"powerdown"`) {
 				t.Fatalf("request %s", raw[len(raw)-1])
 			}
@@ -353,14 +356,14 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestConcurrentCallsAreSerialized(t *testing.T) {
-	f := newFakeAgent(t)
-	f.handle("guest-get-time", func(w *fakeConn, args json.RawMessage) {
+	f := agenttest.New(t)
+	f.Handle("guest-get-time", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ N int }
 		json.Unmarshal(args, &a)
 		time.Sleep(time.Millisecond)
-		w.reply(a.N)
+		w.Reply(a.N)
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	var wg sync.WaitGroup
 	for i := range 20 {
@@ -377,9 +380,9 @@ func TestConcurrentCallsAreSerialized(t *testing.T) {
 }
 
 func TestCloseFailsCalls(t *testing.T) {
-	f := newFakeAgent(t)
-	f.handle("guest-get-time", func(*fakeConn, json.RawMessage) {})
-	f.start()
+	f := agenttest.New(t)
+	f.Handle("guest-get-time", func(*agenttest.Conn, json.RawMessage) {})
+	f.Start()
 	c := dialFake(t, f)
 	time.AfterFunc(50*time.Millisecond, func() { c.Close() })
 	if err := c.Do(context.Background(), "guest-get-time", nil, nil); !errors.Is(err, ErrClosed) {
@@ -390,6 +393,13 @@ func TestCloseFailsCalls(t *testing.T) {
 	}
 }
 
+// randomBytes is n bytes no encoding bug can pass through unchanged by luck.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -398,10 +408,10 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-var _ net.Conn = (*fakeConn)(nil)
+var _ net.Conn = (*agenttest.Conn)(nil)
 
 func TestLoggerSeesEveryAction(t *testing.T) {
-	f := newFakeAgent(t).start()
+	f := agenttest.New(t).Start()
 	var buf safeBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := dialFake(t, f, WithLogger(logger))

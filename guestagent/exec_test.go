@@ -3,35 +3,32 @@ package guestagent
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/yank-dev/yank/guestagent/agenttest"
 )
 
 func TestExecStatusDecoding(t *testing.T) {
-	f := newFakeAgent(t)
-	var execArgs json.RawMessage
-	f.handle("guest-exec", func(w *fakeConn, args json.RawMessage) {
-		execArgs = args
-		w.reply(map[string]int{"pid": 77})
-	})
+	f := agenttest.New(t)
+	execArgs := handleExec(f, 77)
 	var polls atomic.Int32
-	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
+	f.Handle("guest-exec-status", func(w *agenttest.Conn, _ json.RawMessage) {
 		switch polls.Add(1) {
 		case 1, 2:
-			w.send(`{"return": {"exited": false}}` + "\n")
+			w.Send(`{"return": {"exited": false}}` + "\n")
 		case 3:
 			// "aGkK" = "hi\n", "b29wcwo=" = "oops\n"
-			w.send(`{"return": {"exitcode": 3, "out-data": "aGkK", "err-data": "b29wcwo=", "out-truncated": false, "err-truncated": true, "exited": true}}` + "\n")
+			w.Send(`{"return": {"exitcode": 3, "out-data": "aGkK", "err-data": "b29wcwo=", "out-truncated": false, "err-truncated": true, "exited": true}}` + "\n")
 		default: // QGA forgets a pid once it reported it exited
-			w.fail("GenericError", "Invalid parameter 'pid'")
+			w.Fail("GenericError", "Invalid parameter 'pid'")
 		}
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	ctx := context.Background()
 
@@ -44,10 +41,10 @@ func TestExecStatusDecoding(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	var wire map[string]any
-	json.Unmarshal(execArgs, &wire)
+	json.Unmarshal(*execArgs, &wire)
 	if wire["path"] != "/bin/sh" || wire["input-data"] != "aW4=" || wire["capture-output"] != true ||
 		len(wire["arg"].([]any)) != 2 || wire["env"].([]any)[0] != "A=1" {
-		t.Fatalf("exec arguments %s", execArgs)
+		t.Fatalf("exec arguments %s", *execArgs)
 	}
 	if err := st.Err("x"); err == nil || !strings.Contains(err.Error(), "exit code 3: oops") {
 		t.Fatalf("Err: %v", err)
@@ -58,22 +55,18 @@ func TestExecStatusDecoding(t *testing.T) {
 }
 
 func TestExecSignalledAndNoCapture(t *testing.T) {
-	f := newFakeAgent(t)
-	var execArgs json.RawMessage
-	f.handle("guest-exec", func(w *fakeConn, args json.RawMessage) {
-		execArgs = args
-		w.reply(map[string]int{"pid": 5})
+	f := agenttest.New(t)
+	execArgs := handleExec(f, 5)
+	f.Handle("guest-exec-status", func(w *agenttest.Conn, _ json.RawMessage) {
+		w.Send(`{"return": {"signal": 9, "exited": true}}` + "\n")
 	})
-	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
-		w.send(`{"return": {"signal": 9, "exited": true}}` + "\n")
-	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	pid, err := c.Exec(context.Background(), Background("sleep 100", "/tmp/log"))
 	if err != nil || pid != 5 {
 		t.Fatal(pid, err)
 	}
-	if s := string(execArgs); strings.Contains(s, "capture-output") || strings.Contains(s, "input-data") ||
+	if s := string(*execArgs); strings.Contains(s, "capture-output") || strings.Contains(s, "input-data") ||
 		!strings.Contains(s, `exec \u003e'/tmp/log' 2\u003e\u00261 \u003c/dev/null\nsleep 100`) {
 		t.Fatalf("exec arguments %s", s)
 	}
@@ -87,14 +80,13 @@ func TestExecSignalledAndNoCapture(t *testing.T) {
 }
 
 func TestLargeExecOutput(t *testing.T) {
-	out := make([]byte, 1<<20)
-	rand.Read(out)
-	f := newFakeAgent(t)
-	f.handle("guest-exec", func(w *fakeConn, _ json.RawMessage) { w.reply(map[string]int{"pid": 1}) })
-	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
-		w.reply(map[string]any{"exited": true, "exitcode": 0, "out-data": out})
+	out := randomBytes(1 << 20)
+	f := agenttest.New(t)
+	handleExec(f, 1)
+	f.Handle("guest-exec-status", func(w *agenttest.Conn, _ json.RawMessage) {
+		w.Reply(map[string]any{"exited": true, "exitcode": 0, "out-data": out})
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	st, err := c.RunShell(context.Background(), "cat big")
 	if err != nil {
@@ -106,19 +98,19 @@ func TestLargeExecOutput(t *testing.T) {
 }
 
 func TestSignalRunsKill(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	var script string
-	f.handle("guest-exec", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-exec", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ Arg []string }
 		json.Unmarshal(args, &a)
 		script = a.Arg[1]
-		w.reply(map[string]int{"pid": 9})
+		w.Reply(map[string]int{"pid": 9})
 	})
-	f.handle("guest-exec-status", func(w *fakeConn, _ json.RawMessage) {
+	f.Handle("guest-exec-status", func(w *agenttest.Conn, _ json.RawMessage) {
 		// "c2g6IGtpbGw6IG5vIHN1Y2ggcHJvY2Vzcwo=" = "sh: kill: no such process\n"
-		w.send(`{"return": {"exitcode": 1, "err-data": "c2g6IGtpbGw6IG5vIHN1Y2ggcHJvY2Vzcwo=", "exited": true}}` + "\n")
+		w.Send(`{"return": {"exitcode": 1, "err-data": "c2g6IGtpbGw6IG5vIHN1Y2ggcHJvY2Vzcwo=", "exited": true}}` + "\n")
 	})
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	err := c.Signal(context.Background(), 1234, syscall.SIGTERM)
 	if script != "kill -15 1234" {
@@ -127,4 +119,15 @@ func TestSignalRunsKill(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no such process") {
 		t.Fatalf("Signal: %v", err)
 	}
+}
+
+// handleExec answers guest-exec with pid and keeps the last request's
+// arguments in *args.
+func handleExec(f *agenttest.Agent, pid int) (args *json.RawMessage) {
+	args = new(json.RawMessage)
+	f.Handle("guest-exec", func(w *agenttest.Conn, a json.RawMessage) {
+		*args = a
+		w.Reply(map[string]int{"pid": pid})
+	})
+	return args
 }

@@ -3,13 +3,14 @@ package guestagent
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/yank-dev/yank/guestagent/agenttest"
 )
 
 // fakeFiles gives a fakeAgent guest-file-* commands over in-memory files.
@@ -29,15 +30,15 @@ type fakeFile struct {
 	buf  []byte // pending writes, like a stdio buffer
 }
 
-func addFakeFiles(f *fakeAgent) *fakeFiles {
+func addFakeFiles(f *agenttest.Agent) *fakeFiles {
 	ff := &fakeFiles{files: map[string][]byte{}, open: map[int64]*fakeFile{}, next: 1000}
-	f.handle("guest-file-open", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-file-open", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ Path, Mode string }
 		json.Unmarshal(args, &a)
 		ff.mu.Lock()
 		defer ff.mu.Unlock()
 		if _, ok := ff.files[a.Path]; !ok && a.Mode == "r" {
-			w.fail("GenericError", "failed to open file '"+a.Path+"' (mode: 'r'): No such file or directory")
+			w.Fail("GenericError", "failed to open file '"+a.Path+"' (mode: 'r'): No such file or directory")
 			return
 		}
 		if a.Mode == "w" {
@@ -45,9 +46,9 @@ func addFakeFiles(f *fakeAgent) *fakeFiles {
 		}
 		ff.next++
 		ff.open[ff.next] = &fakeFile{path: a.Path}
-		w.reply(ff.next)
+		w.Reply(ff.next)
 	})
-	f.handle("guest-file-read", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-file-read", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ Handle, Count int }
 		json.Unmarshal(args, &a)
 		ff.mu.Lock()
@@ -57,9 +58,9 @@ func addFakeFiles(f *fakeAgent) *fakeFiles {
 		data := ff.files[h.path][h.pos:]
 		n := min(a.Count, len(data))
 		h.pos += n
-		w.reply(map[string]any{"count": n, "buf-b64": data[:n], "eof": n < a.Count})
+		w.Reply(map[string]any{"count": n, "buf-b64": data[:n], "eof": n < a.Count})
 	})
-	f.handle("guest-file-write", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-file-write", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct {
 			Handle int64
 			Buf    []byte `json:"buf-b64"`
@@ -69,45 +70,44 @@ func addFakeFiles(f *fakeAgent) *fakeFiles {
 		defer ff.mu.Unlock()
 		h := ff.open[a.Handle]
 		h.buf = append(h.buf, a.Buf...)
-		w.reply(map[string]any{"count": len(a.Buf), "eof": false})
+		w.Reply(map[string]any{"count": len(a.Buf), "eof": false})
 	})
-	f.handle("guest-file-flush", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-file-flush", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ Handle int64 }
 		json.Unmarshal(args, &a)
 		ff.mu.Lock()
 		defer ff.mu.Unlock()
 		if ff.flushErr != "" {
-			w.fail("GenericError", ff.flushErr)
+			w.Fail("GenericError", ff.flushErr)
 			return
 		}
 		h := ff.open[a.Handle]
 		ff.files[h.path] = append(ff.files[h.path], h.buf...)
 		h.buf = nil
-		w.reply(struct{}{})
+		w.Reply(struct{}{})
 	})
-	f.handle("guest-file-close", func(w *fakeConn, args json.RawMessage) {
+	f.Handle("guest-file-close", func(w *agenttest.Conn, args json.RawMessage) {
 		var a struct{ Handle int64 }
 		json.Unmarshal(args, &a)
 		ff.mu.Lock()
 		defer ff.mu.Unlock()
 		ff.closes++
 		if _, ok := ff.open[a.Handle]; !ok {
-			w.fail("GenericError", "handle has not been found")
+			w.Fail("GenericError", "handle has not been found")
 			return
 		}
 		delete(ff.open, a.Handle)
-		w.reply(struct{}{})
+		w.Reply(struct{}{})
 	})
 	return ff
 }
 
 func TestReadFileChunks(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	ff := addFakeFiles(f)
-	want := make([]byte, 10_000)
-	rand.Read(want)
+	want := randomBytes(10_000)
 	ff.files["/data"] = want
-	f.start()
+	f.Start()
 	c := dialFake(t, f, WithChunkSize(1000))
 	got, err := c.ReadFile(context.Background(), "/data")
 	if err != nil {
@@ -122,12 +122,11 @@ func TestReadFileChunks(t *testing.T) {
 }
 
 func TestReadFileLarge(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	ff := addFakeFiles(f)
-	want := make([]byte, 3<<20+5)
-	rand.Read(want)
+	want := randomBytes(3<<20 + 5)
 	ff.files["/big"] = want
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	got, err := c.ReadFile(context.Background(), "/big")
 	if err != nil || !bytes.Equal(got, want) {
@@ -136,9 +135,9 @@ func TestReadFileLarge(t *testing.T) {
 }
 
 func TestWriteFileChunks(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	ff := addFakeFiles(f)
-	f.start()
+	f.Start()
 	c := dialFake(t, f, WithChunkSize(100))
 	data := bytes.Repeat([]byte("0123456789"), 55)
 	if err := c.WriteFile(context.Background(), "/out", data, ""); err != nil {
@@ -150,10 +149,10 @@ func TestWriteFileChunks(t *testing.T) {
 }
 
 func TestWriteSysfsSurfacesKernelError(t *testing.T) {
-	f := newFakeAgent(t)
+	f := agenttest.New(t)
 	ff := addFakeFiles(f)
 	ff.flushErr = "failed to flush file: Invalid argument"
-	f.start()
+	f.Start()
 	c := dialFake(t, f)
 	err := c.WriteSysfs(context.Background(), "/sys/bus/pci/drivers/virtio-pci/unbind", "bogus")
 	if !errors.Is(err, syscall.EINVAL) {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 const qemuGA = "/usr/sbin/qemu-ga"
@@ -65,6 +67,7 @@ func startRealAgent(t *testing.T) (dir string, agent *os.Process, c *Client) {
 }
 
 func TestRealAgent(t *testing.T) {
+	e2e.Require(t)
 	dir, agent, c := startRealAgent(t)
 	ctx := context.Background()
 

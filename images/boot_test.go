@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 const hostKernel = "/boot/vmlinuz-6.1.0-56-amd64"
@@ -22,9 +24,7 @@ const hostKernel = "/boot/vmlinuz-6.1.0-56-amd64"
 // TestBootReachesAgent boots Debian's kernel on the image in QEMU (TCG, or
 // $YANK_TEST_ACCEL) and talks to the real qemu-ga over the agent socket.
 func TestBootReachesAgent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU")
-	}
+	e2e.Require(t)
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
 		t.Skip("qemu-system-x86_64 not installed")

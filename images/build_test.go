@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cavaliergopher/cpio"
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 const hostModules = "/lib/modules/6.1.0-56-amd64"
@@ -79,6 +80,7 @@ func hostOpts(t *testing.T) Options {
 }
 
 func TestBuildContents(t *testing.T) {
+	e2e.Require(t)
 	opts := hostOpts(t)
 	start := time.Now()
 	img, err := Build(context.Background(), opts)
@@ -189,6 +191,7 @@ func TestBuildContents(t *testing.T) {
 }
 
 func TestBuildDeterministicAndCached(t *testing.T) {
+	e2e.Require(t)
 	opts := hostOpts(t)
 	a, err := Build(context.Background(), opts)
 	if err != nil {
@@ -246,6 +249,7 @@ func TestBuildDeterministicAndCached(t *testing.T) {
 }
 
 func TestBuildWithoutModules(t *testing.T) {
+	e2e.Require(t)
 	needHost(t, "/bin/busybox", "/usr/sbin/qemu-ga")
 	img, err := Build(context.Background(), Options{CacheDir: t.TempDir()})
 	if err != nil {
@@ -258,6 +262,7 @@ func TestBuildWithoutModules(t *testing.T) {
 }
 
 func TestBuildExtraBinary(t *testing.T) {
+	e2e.Require(t)
 	needHost(t, "/bin/busybox", "/usr/sbin/qemu-ga", "/usr/bin/gzip")
 	img, err := Build(context.Background(), Options{CacheDir: t.TempDir(), ExtraBinaries: []string{"/usr/bin/gzip"}})
 	if err != nil {
@@ -271,6 +276,7 @@ func TestBuildExtraBinary(t *testing.T) {
 }
 
 func TestBuildErrors(t *testing.T) {
+	e2e.Require(t)
 	needHost(t, "/bin/busybox", "/usr/sbin/qemu-ga")
 	dir := t.TempDir()
 
@@ -327,6 +333,7 @@ func TestBuildErrors(t *testing.T) {
 }
 
 func TestBuildCanceled(t *testing.T) {
+	e2e.Require(t)
 	needHost(t, "/bin/busybox", "/usr/sbin/qemu-ga")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 )
@@ -66,6 +66,6 @@ func List(root string) ([]CacheEntry, error) {
 			ModTime: info.ModTime(),
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ModTime.After(out[j].ModTime) })
+	slices.SortFunc(out, func(a, b CacheEntry) int { return b.ModTime.Compare(a.ModTime) }) // newest first
 	return out, nil
 }

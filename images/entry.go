@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -89,12 +90,7 @@ func (t *tree) sorted() []*entry {
 			}
 		}
 	}
-	out := make([]*entry, 0, len(t.entries))
-	for _, e := range t.entries {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
-	return out
+	return slices.SortedFunc(maps.Values(t.entries), func(a, b *entry) int { return strings.Compare(a.path, b.path) })
 }
 
 // key hashes the recipe version and every entry's path, kind, mode and

@@ -4,11 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -62,7 +61,7 @@ func loadModuleDB(dir string) (*moduleDB, error) {
 		for _, l := range strings.Fields(string(b)) {
 			db.builtin[moduleName(l)] = true
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	return db, nil
@@ -115,7 +114,7 @@ func (db *moduleDB) unknown(name string) error {
 			near = append(near, m)
 		}
 	}
-	sort.Strings(near)
+	slices.Sort(near)
 	if len(near) > 10 {
 		near = append(near[:10], "...")
 	}

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 // fakeKernel copies testdata/fakekernel (a Makefile with the kernel's
@@ -18,10 +20,20 @@ import (
 func fakeKernel(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "linux")
-	if err := run(context.Background(), "", nil, os.Stderr, "cp", "-a", "testdata/fakekernel", dir); err != nil {
+	if err := os.CopyFS(dir, os.DirFS("testdata/fakekernel")); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// buildBrokenFake builds a fake kernel that breaks as marker (a file the
+// fake Makefile looks for) says, in a fresh cache, and returns the cache.
+func buildBrokenFake(t *testing.T, marker string) (cache string, err error) {
+	t.Helper()
+	tree, cache := fakeKernel(t), t.TempDir()
+	os.WriteFile(filepath.Join(tree, marker), nil, 0o644)
+	_, err = Build(context.Background(), BuildOptions{Tree: tree, CacheDir: cache})
+	return cache, err
 }
 
 func noTemps(t *testing.T, cache string) {
@@ -35,6 +47,7 @@ func noTemps(t *testing.T, cache string) {
 }
 
 func TestBuildFakeTree(t *testing.T) {
+	e2e.Require(t)
 	tree, cache := fakeKernel(t), t.TempDir()
 	ctx := context.Background()
 	var progress bytes.Buffer
@@ -44,7 +57,7 @@ func TestBuildFakeTree(t *testing.T) {
 		t.Fatalf("Lookup before build = %v, %v", ok, err)
 	}
 	// A temp dir from a killed build must be cleaned up.
-	p, err := resolve(ctx, opts)
+	p, err := planBuild(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +122,8 @@ func TestBuildFakeTree(t *testing.T) {
 }
 
 func TestBuildFailurePointsAtLog(t *testing.T) {
-	tree, cache := fakeKernel(t), t.TempDir()
-	os.WriteFile(filepath.Join(tree, "BREAK"), nil, 0o644)
-	_, err := Build(context.Background(), BuildOptions{Tree: tree, CacheDir: cache})
+	e2e.Require(t)
+	cache, err := buildBrokenFake(t, "BREAK")
 	var be *BuildError
 	if !errors.As(err, &be) {
 		t.Fatalf("want BuildError, got %v", err)
@@ -133,9 +145,8 @@ func TestBuildFailurePointsAtLog(t *testing.T) {
 }
 
 func TestBuildMissingConfigOption(t *testing.T) {
-	tree, cache := fakeKernel(t), t.TempDir()
-	os.WriteFile(filepath.Join(tree, "DROP"), nil, 0o644)
-	_, err := Build(context.Background(), BuildOptions{Tree: tree, CacheDir: cache})
+	e2e.Require(t)
+	_, err := buildBrokenFake(t, "DROP")
 	var me *MissingOptionsError
 	if !errors.As(err, &me) || len(me.Missing) != 1 || me.Missing[0].Name != "CONFIG_PCI" {
 		t.Fatalf("want CONFIG_PCI reported missing, got %v", err)
@@ -144,6 +155,7 @@ func TestBuildMissingConfigOption(t *testing.T) {
 
 // Cancelling a build kills make's whole process group and leaves no entry.
 func TestBuildCancelKillsMake(t *testing.T) {
+	e2e.Require(t)
 	tree, cache := fakeKernel(t), t.TempDir()
 	os.WriteFile(filepath.Join(tree, "SLOW"), nil, 0o644)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -225,6 +237,7 @@ func TestTreeIdentityGit(t *testing.T) {
 // Two builders of one key: the lock makes one build and the other wait and
 // reuse the entry.
 func TestBuildConcurrentSameKey(t *testing.T) {
+	e2e.Require(t)
 	tree, cache := fakeKernel(t), t.TempDir()
 	type res struct {
 		a   Artifact

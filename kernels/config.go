@@ -3,7 +3,10 @@ package kernels
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -158,4 +161,33 @@ func verifyConfig(finalConfig, fragment []byte) error {
 		have[o.Name] = o.Value
 	}
 	return &MissingOptionsError{Missing: missing, Have: have}
+}
+
+func (b *builder) configure(ctx context.Context) error {
+	cfg := filepath.Join(b.obj, ".config")
+	if b.baseEntry == "" {
+		if err := run(ctx, "", b.makeEnv(), b.log, "make", b.makeArgs("tinyconfig")...); err != nil {
+			return fmt.Errorf("make tinyconfig: %w", err)
+		}
+		base, err := os.ReadFile(cfg)
+		if err != nil {
+			return err
+		}
+		merged, err := MergeConfig(base, Fragment())
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg, merged, 0o644); err != nil {
+			return err
+		}
+	}
+	// Also run for incremental builds: a patch may add Kconfig symbols.
+	if err := run(ctx, "", b.makeEnv(), b.log, "make", b.makeArgs("olddefconfig")...); err != nil {
+		return fmt.Errorf("make olddefconfig: %w", err)
+	}
+	final, err := os.ReadFile(cfg)
+	if err != nil {
+		return err
+	}
+	return verifyConfig(final, Fragment())
 }

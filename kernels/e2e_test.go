@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 // tLogWriter turns Build's progress lines into t.Log lines.
@@ -25,9 +27,7 @@ func (w tLogWriter) Write(p []byte) (int, error) {
 // with `go test -timeout 60m`. It skips only when the source tarball is
 // not installed.
 func TestE2EStockAndRFC(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short")
-	}
+	e2e.Require(t)
 	m, err := stockSource()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func TestE2EStockAndRFC(t *testing.T) {
 		ctx, cancel = context.WithDeadline(ctx, dl.Add(-30*time.Second))
 		defer cancel()
 	}
-	var progress io.Writer = tLogWriter{t}
+	progress := tLogWriter{t}
 	want := map[string]bool{"stock": false, "rfc-v3": true}
 	var keys []string
 	for _, v := range []string{"stock", "rfc-v3"} {
@@ -100,6 +100,7 @@ func TestE2EStockAndRFC(t *testing.T) {
 // The incremental runs work on a clone of the stock entry in a temp cache
 // root next to the real one, so the real cache is never modified.
 func BenchmarkKernelBuild(b *testing.B) {
+	e2e.Require(b)
 	ctx := context.Background()
 	stock, ok, err := Lookup(ctx, BuildOptions{Variant: "stock"})
 	if err != nil || !ok {

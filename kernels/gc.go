@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -86,7 +87,7 @@ func GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		if v.Prebuilt != "" {
 			continue
 		}
-		p, err := resolve(ctx, BuildOptions{Variant: v.Name, CacheDir: root})
+		p, err := planBuild(ctx, BuildOptions{Variant: v.Name, CacheDir: root})
 		if err != nil {
 			// Its source is not installed: nothing current to keep for it.
 			r.UnavailableVariants = append(r.UnavailableVariants, v.Name+": "+firstLine(err.Error()))
@@ -168,31 +169,19 @@ func GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		}
 	}
 
-	sdir := filepath.Join(root, "src")
-	ents, _ = os.ReadDir(sdir)
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		path := filepath.Join(sdir, e.Name())
-		if strings.HasPrefix(e.Name(), tmpPrefix) {
+	for path, name := range subdirs(filepath.Join(root, "src")) {
+		if strings.HasPrefix(name, tmpPrefix) {
 			decide(path, "unfinished unpack", true, "left by a killed unpack", "")
 			continue
 		}
-		if sources[e.Name()] {
-			decide(path, "unpacked source "+e.Name(), false, "a current source tarball", "")
+		if sources[name] {
+			decide(path, "unpacked source "+name, false, "a current source tarball", "")
 		} else {
-			decide(path, "unpacked source "+e.Name(), true, "no installed source tarball has this content", filepath.Join(sdir, e.Name()+".lock"))
+			decide(path, "unpacked source "+name, true, "no installed source tarball has this content", path+".lock")
 		}
 	}
 
-	tdir := filepath.Join(root, "trees")
-	ents, _ = os.ReadDir(tdir)
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		path := filepath.Join(tdir, e.Name())
+	for path := range subdirs(filepath.Join(root, "trees")) {
 		b, _ := os.ReadFile(filepath.Join(path, "tree"))
 		tree := strings.TrimSpace(string(b))
 		st, err := os.Stat(filepath.Join(path, "tree"))
@@ -224,17 +213,24 @@ func GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if !opts.DryRun {
 		r.Freed = max(0, freeBytes(root)-before)
 	}
-	sort.Slice(r.Removed, func(i, j int) bool { return r.Removed[i].Path < r.Removed[j].Path })
+	slices.SortFunc(r.Removed, func(a, b GCItem) int { return strings.Compare(a.Path, b.Path) })
 	return r, nil
 }
 
-func hasTmp(ents []fs.DirEntry, key string) bool {
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), tmpPrefix+key+"-") {
-			return true
+// subdirs yields the path and name of each directory in dir.
+func subdirs(dir string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.IsDir() && !yield(filepath.Join(dir, e.Name()), e.Name()) {
+				return
+			}
 		}
 	}
-	return false
+}
+
+func hasTmp(ents []fs.DirEntry, key string) bool {
+	return slices.ContainsFunc(ents, func(e fs.DirEntry) bool { return strings.HasPrefix(e.Name(), tmpPrefix+key+"-") })
 }
 
 // ownBytes is the disk space of path's files not hard-linked from

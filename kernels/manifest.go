@@ -1,9 +1,7 @@
 package kernels
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -210,36 +208,26 @@ func fileOrBuiltin(f string) string {
 	return "variants file " + f
 }
 
-func (c *catalog) source(name string) *Source {
-	for i := range c.sources {
-		if c.sources[i].Name == name {
-			return &c.sources[i]
-		}
+func (c *catalog) source(name string) *Source   { return named(c.sources, name, Source.name) }
+func (c *catalog) sourceNames() []string        { return namesOf(c.sources, Source.name) }
+func (c *catalog) variant(name string) *Variant { return named(c.variants, name, Variant.name) }
+func (c *catalog) names() []string              { return namesOf(c.variants, Variant.name) }
+func (s Source) name() string                   { return s.Name }
+func (v Variant) name() string                  { return v.Name }
+
+// named returns the item of items called name, or nil.
+func named[T any](items []T, name string, nameOf func(T) string) *T {
+	if i := slices.IndexFunc(items, func(x T) bool { return nameOf(x) == name }); i >= 0 {
+		return &items[i]
 	}
 	return nil
 }
 
-func (c *catalog) sourceNames() []string {
+// namesOf lists the items' names, in order.
+func namesOf[T any](items []T, nameOf func(T) string) []string {
 	var out []string
-	for _, s := range c.sources {
-		out = append(out, s.Name)
-	}
-	return out
-}
-
-func (c *catalog) variant(name string) *Variant {
-	for i := range c.variants {
-		if c.variants[i].Name == name {
-			return &c.variants[i]
-		}
-	}
-	return nil
-}
-
-func (c *catalog) names() []string {
-	var out []string
-	for _, v := range c.variants {
-		out = append(out, v.Name)
+	for _, x := range items {
+		out = append(out, nameOf(x))
 	}
 	return out
 }
@@ -333,7 +321,7 @@ func patchFiles(fsys fs.FS, dir string) []string {
 			out = append(out, path.Join(dir, e.Name()))
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -348,8 +336,7 @@ type Patch struct {
 
 // SHA256 returns the hex digest of the patch contents.
 func (p Patch) SHA256() string {
-	s := sha256.Sum256(p.Data)
-	return hex.EncodeToString(s[:])
+	return sha256Hex(p.Data)
 }
 
 // where names the patch in errors and logs.

@@ -3,6 +3,7 @@ package kernels
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,9 +138,7 @@ func TestApplySeriesMissingFile(t *testing.T) {
 func TestApplySeriesUnsharesHardLinks(t *testing.T) {
 	pristine, work := t.TempDir(), filepath.Join(t.TempDir(), "w")
 	fakeTree(t, pristine)
-	if err := run(context.Background(), "", nil, os.Stderr, "cp", "-al", pristine, work); err != nil {
-		t.Fatal(err)
-	}
+	linkTree(t, pristine, work)
 	if err := ApplySeries(context.Background(), work, []Patch{{Variant: "v", Name: "0001.patch", Data: []byte(goodPatch)}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -214,4 +213,23 @@ func FuzzApplySeries(f *testing.F) {
 			t.Fatalf("error does not name the patch: %v", err)
 		}
 	})
+}
+
+// linkTree recreates from's directories under to and hard-links its files,
+// as cp -al does.
+func linkTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o755)
+		}
+		return os.Link(p, filepath.Join(to, rel))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

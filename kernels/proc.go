@@ -1,8 +1,13 @@
 package kernels
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
 	"io/fs"
 	"os/exec"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -28,4 +33,31 @@ func linkCount(st fs.FileInfo) (uint64, bool) {
 		return 0, false
 	}
 	return uint64(s.Nlink), true
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// run executes name args in dir (in its own process group, killed as a
+// whole when ctx ends), sending stdout and stderr to out.
+func run(ctx context.Context, dir string, env []string, out io.Writer, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = env
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	killGroupOnCancel(cmd)
+	return cmd.Run()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

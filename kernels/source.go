@@ -1,9 +1,10 @@
 package kernels
 
+// Source identity: what a tarball or a tree on disk is, for the cache key.
+
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -66,57 +66,6 @@ func tarballIdentity(root, tarball string) (string, error) {
 	return sum, nil
 }
 
-// unpackTarball extracts the tarball once into <root>/src/<sha16>/linux and
-// returns that directory. The extraction happens in a temp dir renamed into
-// place, under a lock, so a killed unpack leaves nothing half done.
-func unpackTarball(ctx context.Context, root, tarball, sum string, progress io.Writer) (string, error) {
-	srcRoot := filepath.Join(root, "src")
-	if err := mkdirPrivate(srcRoot); err != nil {
-		return "", err
-	}
-	final := filepath.Join(srcRoot, sum[:16])
-	tree := filepath.Join(final, "linux")
-	if exists(filepath.Join(tree, "Makefile")) {
-		return tree, nil
-	}
-	l, err := lock(ctx, filepath.Join(srcRoot, sum[:16]+".lock"))
-	if err != nil {
-		return "", err
-	}
-	defer l.Unlock()
-	if exists(filepath.Join(tree, "Makefile")) {
-		return tree, nil
-	}
-	cleanStale(srcRoot, sum[:16])
-	tmp := filepath.Join(srcRoot, tmpPrefix+sum[:16]+"-"+randomSuffix())
-	if err := mkdirPrivate(tmp); err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	if progress != nil {
-		fmt.Fprintf(progress, "unpack: %s\n", tarball)
-	}
-	var out bytes.Buffer
-	if err := run(ctx, tmp, nil, &out, "tar", "-xf", tarball, "--no-same-owner"); err != nil {
-		return "", fmt.Errorf("unpacking %s: %w\n%s", tarball, err, tail(out.String(), 10))
-	}
-	ents, err := os.ReadDir(tmp)
-	if err != nil {
-		return "", err
-	}
-	if len(ents) != 1 || !ents[0].IsDir() || !exists(filepath.Join(tmp, ents[0].Name(), "Makefile")) {
-		return "", fmt.Errorf("unpacking %s: expected one top-level kernel directory", tarball)
-	}
-	if err := os.Rename(filepath.Join(tmp, ents[0].Name()), filepath.Join(tmp, "linux")); err != nil {
-		return "", err
-	}
-	os.RemoveAll(final) // a leftover without Makefile is junk
-	if err := os.Rename(tmp, final); err != nil {
-		return "", err
-	}
-	return tree, nil
-}
-
 // treeIdentity identifies a kernel tree on disk. For a git checkout it is
 // the HEAD commit plus, when the work tree is dirty, a hash of
 // `git status --porcelain` and `git diff HEAD`; otherwise a hash of every
@@ -130,7 +79,7 @@ func treeIdentity(ctx context.Context, dir string) (id, rev string, err error) {
 			return "", "", fmt.Errorf("git status in %s: %w", dir, err)
 		}
 		if status.Len() == 0 {
-			return "git:" + commit, short(commit), nil
+			return "git:" + commit, shortCommit(commit), nil
 		}
 		if err := run(ctx, dir, nil, &diff, "git", "diff", "HEAD", "--binary"); err != nil {
 			return "", "", fmt.Errorf("git diff in %s: %w", dir, err)
@@ -139,7 +88,7 @@ func treeIdentity(ctx context.Context, dir string) (id, rev string, err error) {
 		h.Write(status.Bytes())
 		h.Write(diff.Bytes())
 		d := hex.EncodeToString(h.Sum(nil))
-		return "git:" + commit + "+dirty:" + d[:16], short(commit) + "-dirty-" + d[:8], nil
+		return "git:" + commit + "+dirty:" + d[:16], shortCommit(commit) + "-dirty-" + d[:8], nil
 	}
 	if ctx.Err() != nil {
 		return "", "", ctx.Err()
@@ -151,12 +100,8 @@ func treeIdentity(ctx context.Context, dir string) (id, rev string, err error) {
 	return "content:" + sum, "content-" + sum[:12], nil
 }
 
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
-}
+// shortCommit abbreviates a commit hash to 12 digits, as git log does.
+func shortCommit(commit string) string { return commit[:min(len(commit), 12)] }
 
 // contentHash hashes every regular file and symlink under dir (skipping
 // .git), in path order.
@@ -216,31 +161,4 @@ func compilerVersion(ctx context.Context) (string, error) {
 	}
 	line, _, _ := strings.Cut(out.String(), "\n")
 	return strings.TrimSpace(line), nil
-}
-
-func randomSuffix() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// run executes name args in dir (in its own process group, killed as a
-// whole when ctx ends), sending stdout and stderr to out.
-func run(ctx context.Context, dir string, env []string, out io.Writer, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	if env != nil {
-		cmd.Env = env
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	killGroupOnCancel(cmd)
-	return cmd.Run()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -220,7 +220,7 @@ func (s Spec) Check(ctx context.Context, cacheDir string) error {
 	if len(s.patches) == 0 {
 		return nil
 	}
-	p, err := resolve(ctx, s.Options(cacheDir, nil))
+	p, err := planBuild(ctx, s.Options(cacheDir, nil))
 	if err != nil {
 		return fmt.Errorf("kernel %s: %w", s.Name, err)
 	}

@@ -1,86 +1,14 @@
 package qmp
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"net"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/qmp/qmptest"
 )
-
-// fakeQEMU is a scripted QMP server on a UNIX socket: it greets, answers
-// qmp_capabilities, then hands every later command to handle, which writes
-// whatever lines it likes (events, replies, garbage).
-type fakeQEMU struct {
-	t      *testing.T
-	path   string
-	handle func(w *bufio.Writer, cmd map[string]any)
-	mu     sync.Mutex
-	conn   net.Conn
-}
-
-func startFake(t *testing.T, handle func(w *bufio.Writer, cmd map[string]any)) *fakeQEMU {
-	t.Helper()
-	f := &fakeQEMU{t: t, path: filepath.Join(t.TempDir(), "qmp.sock"), handle: handle}
-	ln, err := net.Listen("unix", f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		f.mu.Lock()
-		f.conn = conn
-		f.mu.Unlock()
-		t.Cleanup(func() { conn.Close() })
-		w := bufio.NewWriter(conn)
-		w.WriteString(`{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "fake"}, "capabilities": ["oob"]}}` + "\n")
-		w.Flush()
-		r := bufio.NewReader(conn)
-		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				return
-			}
-			var cmd map[string]any
-			if json.Unmarshal(line, &cmd) != nil {
-				continue
-			}
-			if cmd["execute"] == "qmp_capabilities" {
-				writeJSON(w, map[string]any{"return": map[string]any{}, "id": cmd["id"]})
-			} else {
-				f.handle(w, cmd)
-			}
-			w.Flush()
-		}
-	}()
-	return f
-}
-
-func (f *fakeQEMU) hangup() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conn != nil {
-		f.conn.Close()
-	}
-}
-
-func writeJSON(w *bufio.Writer, v any) {
-	b, _ := json.Marshal(v)
-	w.Write(append(b, '\n'))
-}
-
-func event(name string, data map[string]any) map[string]any {
-	return map[string]any{"event": name, "data": data, "timestamp": map[string]any{"seconds": 1, "microseconds": 2}}
-}
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -88,9 +16,9 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func dialFake(t *testing.T, f *fakeQEMU) *Client {
+func dialFake(t *testing.T, f *qmptest.Server) *Client {
 	t.Helper()
-	c, err := Dial(ctxT(t), f.path)
+	c, err := Dial(ctxT(t), f.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,11 +29,11 @@ func dialFake(t *testing.T, f *fakeQEMU) *Client {
 func TestEventsInterleavedWithRepliesNeverBlock(t *testing.T) {
 	// QEMU sends RESUME before cont's reply; go-qemu's monitor deadlocks on
 	// that when nobody reads events. Here nobody subscribes at all.
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) {
 		for i := 0; i < 100; i++ {
-			writeJSON(w, event("RESUME", nil))
+			w.Event("RESUME", nil)
 		}
-		writeJSON(w, map[string]any{"return": map[string]any{}, "id": cmd["id"]})
+		w.Return(cmd, nil)
 	})
 	c := dialFake(t, f)
 	for i := 0; i < 20; i++ {
@@ -120,44 +48,38 @@ func TestEventsInterleavedWithRepliesNeverBlock(t *testing.T) {
 
 func TestRepliesMatchedByIDOutOfOrder(t *testing.T) {
 	// Hold the first command's reply until the second arrives, then answer
-	// both in reverse order.
-	var mu sync.Mutex
-	var held []map[string]any
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {
-		mu.Lock()
-		defer mu.Unlock()
+	// both in reverse order. (Handlers run one at a time: no lock.)
+	var held []qmptest.Command
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) {
 		held = append(held, cmd)
 		if len(held) == 2 {
 			for i := 1; i >= 0; i-- {
-				writeJSON(w, map[string]any{"return": held[i]["arguments"], "id": held[i]["id"]})
+				w.Return(held[i], held[i].Arguments)
 			}
 		}
 	})
 	c := dialFake(t, f)
-	var wg sync.WaitGroup
-	results := make([]string, 2)
+	var results [2]chan string
 	for i, word := range []string{"first", "second"} {
-		wg.Add(1)
+		results[i] = make(chan string, 1)
 		go func() {
-			defer wg.Done()
 			var out map[string]string
 			if err := c.Execute(ctxT(t), "echo", map[string]string{"w": word}, &out); err != nil {
 				t.Error(err)
 			}
-			results[i] = out["w"]
+			results[i] <- out["w"]
 		}()
 		time.Sleep(50 * time.Millisecond)
 	}
-	wg.Wait()
-	if results[0] != "first" || results[1] != "second" {
-		t.Fatalf("replies crossed: %v", results)
+	if first, second := <-results[0], <-results[1]; first != "first" || second != "second" {
+		t.Fatalf("replies crossed: %q, %q", first, second)
 	}
 }
 
 func TestReplyOver64KiB(t *testing.T) {
 	big := strings.Repeat("x", 1<<20)
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {
-		writeJSON(w, map[string]any{"return": big, "id": cmd["id"]})
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) {
+		w.Return(cmd, big)
 	})
 	c := dialFake(t, f)
 	out, err := c.HMP(ctxT(t), "info mtree")
@@ -174,8 +96,8 @@ func TestReplyOver64KiB(t *testing.T) {
 }
 
 func TestErrorClassKept(t *testing.T) {
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {
-		writeJSON(w, map[string]any{"error": map[string]any{"class": "DeviceNotFound", "desc": "Device 'nope' not found"}, "id": cmd["id"]})
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) {
+		w.Error(cmd, "DeviceNotFound", "Device 'nope' not found")
 	})
 	c := dialFake(t, f)
 	err := c.DeviceDel(ctxT(t), "nope")
@@ -194,20 +116,17 @@ func TestErrorClassKept(t *testing.T) {
 }
 
 func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
-	var mu sync.Mutex
-	var stale map[string]any
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {
-		mu.Lock()
-		defer mu.Unlock()
-		if cmd["execute"] == "slow" {
-			stale = cmd // never answered in time
+	var stale *qmptest.Command // handlers run one at a time: no lock
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) {
+		if cmd.Execute == "slow" {
+			stale = &cmd // never answered in time
 			return
 		}
 		if stale != nil { // answer the stale command first, then this one
-			writeJSON(w, map[string]any{"return": "stale", "id": stale["id"]})
+			w.Return(*stale, "stale")
 			stale = nil
 		}
-		writeJSON(w, map[string]any{"return": "fresh", "id": cmd["id"]})
+		w.Return(cmd, "fresh")
 	})
 	c := dialFake(t, f)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -223,11 +142,11 @@ func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
 }
 
 func TestWaitEventAndSubscribers(t *testing.T) {
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {
-		writeJSON(w, map[string]any{"return": map[string]any{}, "id": cmd["id"]})
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) {
+		w.Return(cmd, nil)
 		// QEMU emits the backend's event first; it must not match.
-		writeJSON(w, event("DEVICE_DELETED", map[string]any{"path": "/machine/peripheral/disk0/virtio-backend"}))
-		writeJSON(w, event("DEVICE_DELETED", map[string]any{"device": "disk0", "path": "/machine/peripheral/disk0"}))
+		w.Event("DEVICE_DELETED", map[string]any{"path": "/machine/peripheral/disk0/virtio-backend"})
+		w.Event("DEVICE_DELETED", map[string]any{"device": "disk0", "path": "/machine/peripheral/disk0"})
 	})
 	c := dialFake(t, f)
 	ctx, cancel := context.WithCancel(ctxT(t))
@@ -255,13 +174,13 @@ func TestWaitEventAndSubscribers(t *testing.T) {
 }
 
 func TestConnectionLossFailsPendingAndWaiters(t *testing.T) {
-	f := startFake(t, func(w *bufio.Writer, cmd map[string]any) {})
+	f := qmptest.Start(t, func(*qmptest.Conn, qmptest.Command) {})
 	c := dialFake(t, f)
 	errc := make(chan error, 2)
 	go func() { errc <- c.Execute(ctxT(t), "hang", nil, nil) }()
 	go func() { _, err := c.WaitEvent(ctxT(t), 0, IsDeviceDeleted("x")); errc <- err }()
 	time.Sleep(50 * time.Millisecond)
-	f.hangup()
+	f.Hangup()
 	for i := 0; i < 2; i++ {
 		if err := <-errc; !errors.Is(err, ErrClosed) {
 			t.Fatalf("want ErrClosed, got %v", err)
@@ -273,26 +192,13 @@ func TestConnectionLossFailsPendingAndWaiters(t *testing.T) {
 }
 
 func TestGreetingRequired(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		conn, _ := ln.Accept()
-		if conn != nil {
-			conn.Write([]byte("hello, not qmp\n"))
-			defer conn.Close()
-			time.Sleep(time.Second)
-		}
-	}()
-	if _, err := Dial(ctxT(t), path); err == nil || !strings.Contains(err.Error(), "QMP banner") {
+	f := qmptest.StartGreeting(t, "hello, not qmp", nil)
+	if _, err := Dial(ctxT(t), f.Path); err == nil || !strings.Contains(err.Error(), "QMP banner") {
 		t.Fatalf("want a banner error, got %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := Dial(ctx, filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := Dial(ctx, f.Path+".missing"); err == nil {
 		t.Fatal("dial of a missing socket succeeded")
 	}
 }
@@ -302,17 +208,15 @@ func TestFindPCI(t *testing.T) {
 	  {"bus":0,"slot":0,"function":0,"qdev_id":"","class_info":{"class":1536}},
 	  {"bus":0,"slot":2,"function":0,"qdev_id":"rp1","pci_bridge":{"bus":{"number":1,"secondary":1,"subordinate":1},
 	    "devices":[{"bus":1,"slot":0,"function":0,"qdev_id":"disk0"}]}}]}]`
-	var buses []PCIBus
-	if err := json.Unmarshal([]byte(raw), &buses); err != nil {
-		t.Fatal(err)
-	}
-	p, ok := findPCI(buses, "disk0")
+	f := qmptest.Start(t, func(w *qmptest.Conn, cmd qmptest.Command) { w.ReturnJSON(cmd, raw) })
+	c := dialFake(t, f)
+	p, err := c.FindPCI(ctxT(t), "disk0")
 	port, hasPort := p.Port()
-	if !ok || !hasPort || port.QdevID != "rp1" || port.Address().String() != "00:02.0" || p.Device.Address().String() != "01:00.0" {
+	if err != nil || !hasPort || port.QdevID != "rp1" || port.Address().String() != "00:02.0" || p.Device.Address().String() != "01:00.0" {
 		t.Fatalf("got %+v", p)
 	}
-	if _, ok := findPCI(buses, "nope"); ok {
-		t.Fatal("found a device that is not there")
+	if _, err := c.FindPCI(ctxT(t), "nope"); err == nil || !strings.Contains(err.Error(), "disk0") {
+		t.Fatalf("want an error listing the devices present, got %v", err)
 	}
 }
 
