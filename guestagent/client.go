@@ -335,8 +335,8 @@ func (c *Client) log(level slog.Level, msg string, args ...any) {
 }
 
 // Transport carries agent requests for a Client that does not own the
-// agent's socket, such as libvirt's agent passthrough (see
-// NewLibvirtTransport). It keeps reply order itself (libvirt syncs with
+// agent's socket, such as libvirt's agent passthrough (machine/libvirt's
+// AgentTransport). It keeps reply order itself (libvirt syncs with
 // guest-sync before each command), so the Client never sends 0xFF or
 // guest-sync-delimited through it.
 type Transport interface {

@@ -4,36 +4,53 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/yank-dev/yank/guestagent"
 )
 
-// Backend runs guests. There are two: Local, a QEMU child process of
-// yank (the default), and *Libvirt, a transient domain on any libvirtd
-// yank can reach. Both turn the same Spec into the same guest, and give a
-// Machine whose QMP client, agent client and console behave the same, so
-// scenarios and suites do not know which one they run on.
+// Backend runs guests. Local runs a QEMU child process of yank (the
+// default); machine/libvirt runs a transient domain on any libvirtd yank
+// can reach. Every backend turns the same Spec into the same guest and
+// gives a Machine whose QMP client, agent client and console behave the
+// same, so scenarios and suites do not know which one they run on.
 //
-// The interface is closed (its start method is unexported): a backend must
-// fill a Machine's internals.
+// A backend builds its Machine with NewMachine and attaches an Instance
+// (the running guest as the backend sees it).
 type Backend interface {
 	// Name identifies the backend in logs and reports: "local", or a
 	// libvirt URI.
 	Name() string
-	start(ctx context.Context, spec Spec, opts Options) (*Machine, error)
+	// Start launches a guest for spec and connects its QMP client; the
+	// guest is still booting when Start returns (Machine.WaitReady).
+	Start(ctx context.Context, spec Spec, opts Options) (*Machine, error)
+}
+
+// Instance is a running guest as its backend sees it: what a Machine needs
+// beyond its QMP client and console. The local QEMU process and a libvirt
+// domain implement it.
+type Instance interface {
+	// DialAgent connects to the guest agent; WaitReady calls it once the
+	// guest's init reports ready.
+	DialAgent(ctx context.Context, log *slog.Logger) (*guestagent.Client, error)
+	// Kill stops the guest at once and returns when it is gone (the
+	// backend has called Machine.ReportExit) or cannot be stopped.
+	// Machine.Kill calls it only while the guest runs.
+	Kill()
+	// Close releases what the instance holds (connections,
+	// subscriptions). Machine.Close calls it once, after Kill.
+	Close() error
+	// DiagnosticsName says what the backend writes to
+	// Machine.Diagnostics ("qemu stderr", "libvirt"): the heading of that
+	// text in the error of a guest that died.
+	DiagnosticsName() string
 }
 
 // Local runs QEMU as a child process (Start's default).
 var Local Backend = localBackend{}
-
-type localBackend struct{}
-
-func (localBackend) Name() string { return "local" }
-
-func (localBackend) start(ctx context.Context, spec Spec, opts Options) (*Machine, error) {
-	return startLocal(ctx, spec, opts)
-}
 
 // Checker is implemented by backends that can tell cheaply whether they
 // can start guests now (a libvirt backend dials its daemon). Pool skips a
@@ -43,7 +60,7 @@ type Checker interface {
 }
 
 // Capacitor is implemented by backends with a guest capacity of their own
-// (Libvirt.Capacity); Pool uses it when a member gives none.
+// (a libvirt host's #N); Pool uses it when a member gives none.
 type Capacitor interface {
 	GuestCapacity() int
 }

@@ -2,26 +2,21 @@ package machine_test
 
 import (
 	"context"
-	"sort"
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/machine/machinetest"
 	"github.com/yank-dev/yank/qmp"
 )
-
-// median of the samples, in milliseconds.
-func medianMS(d []time.Duration) float64 {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return float64(s[len(s)/2]) / float64(time.Millisecond)
-}
 
 // BenchmarkBootToAgentReady boots the standard guest on Debian's kernel
 // (make bench runs it 5 times) and reports the median time from QEMU's
 // start to the agent answering.
 func BenchmarkBootToAgentReady(b *testing.B) {
-	spec := debianGuest(b, "bench-boot")
+	e2e.Require(b)
+	spec := machinetest.DebianGuest(b, "bench-boot")
 	var samples []time.Duration
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -35,14 +30,15 @@ func BenchmarkBootToAgentReady(b *testing.B) {
 		m.Close()
 		cancel()
 	}
-	b.ReportMetric(medianMS(samples), "ms-boot-to-ready-median")
+	b.ReportMetric(machinetest.MedianMS(samples), "ms-boot-to-ready-median")
 	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkSurpriseToDeleted reports the median time from the Surprise
 // call to DEVICE_DELETED (boot time excluded).
 func BenchmarkSurpriseToDeleted(b *testing.B) {
-	spec := debianGuest(b, "bench-surprise")
+	e2e.Require(b)
+	spec := machinetest.DebianGuest(b, "bench-surprise")
 	var samples, cuts []time.Duration
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -63,7 +59,7 @@ func BenchmarkSurpriseToDeleted(b *testing.B) {
 		m.Close()
 		cancel()
 	}
-	b.ReportMetric(medianMS(samples), "ms-surprise-to-deleted-median")
-	b.ReportMetric(medianMS(cuts), "ms-surprise-to-cut-median")
+	b.ReportMetric(machinetest.MedianMS(samples), "ms-surprise-to-deleted-median")
+	b.ReportMetric(machinetest.MedianMS(cuts), "ms-surprise-to-cut-median")
 	b.ReportMetric(0, "ns/op")
 }

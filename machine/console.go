@@ -35,8 +35,9 @@ func newConsole(logPath string, echo io.Writer) (*Console, error) {
 	return &Console{lines: journal.New[string](), file: f, echo: echo, done: make(chan struct{})}, nil
 }
 
-// pump reads QEMU's stdout until EOF (QEMU exited).
-func (c *Console) pump(r io.Reader) {
+// Feed reads the guest's serial output from r until EOF; the console then
+// ends ("QEMU exited") unless Fail ended it first. A backend calls it once.
+func (c *Console) Feed(r io.Reader) {
 	defer close(c.done)
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
@@ -107,6 +108,14 @@ func (c *Console) Tail(n int) string {
 	}
 	return b.String()
 }
+
+// Fail ends the console with err: waits for lines not yet seen return it.
+// A backend calls it when it knows better than Feed's "QEMU exited" why
+// the output stopped.
+func (c *Console) Fail(err error) { c.lines.Close(err) }
+
+// Drained is closed when Feed has returned.
+func (c *Console) Drained() <-chan struct{} { return c.done }
 
 func (c *Console) close() {
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/yank-dev/yank/guestagent"
@@ -34,7 +34,7 @@ type Options struct {
 	// survive Close (evidence). Default: inside the runtime dir.
 	LogDir string
 	// Backend runs the guest: nil or Local is a QEMU child process,
-	// a *Libvirt is a transient libvirt domain (see backend.go).
+	// machine/libvirt's Backend a transient libvirt domain.
 	Backend Backend
 }
 
@@ -47,16 +47,15 @@ type Machine struct {
 	QMP     *qmp.Client
 	Agent   *guestagent.Client // set by WaitReady
 	Console *Console
-	// Backend is what runs this guest (Local or a *Libvirt).
+	// Backend is what runs this guest (Local or a libvirt backend).
 	Backend Backend
 
-	lv *libvirtGuest // set when Backend is libvirt
-
-	log     *slog.Logger
-	cmd     *exec.Cmd
-	stderr  *tailBuffer
-	exited  chan struct{}
-	exitErr error
+	inst     Instance
+	log      *slog.Logger
+	diag     *tailBuffer
+	exited   chan struct{}
+	exitOnce sync.Once
+	exitErr  error
 
 	janitor     *exec.Cmd
 	janitorPipe *os.File
@@ -83,37 +82,29 @@ func Boot(ctx context.Context, spec Spec, opts Options) (*Machine, error) {
 // QMP monitor. The guest is still booting when Start returns; use
 // WaitReady.
 func Start(ctx context.Context, spec Spec, opts Options) (*Machine, error) {
-	b := opts.Backend
-	if b == nil {
-		b = Local
-	}
-	return b.start(ctx, spec, opts)
+	return cmp.Or(opts.Backend, Local).Start(ctx, spec, opts)
 }
 
-// startLocal runs QEMU as a child process with sockets in a private
-// runtime dir.
-func startLocal(ctx context.Context, spec Spec, opts Options) (_ *Machine, err error) {
+// NewMachine is where a backend's Start begins: it validates spec and
+// fills its defaults, makes the guest's private runtime dir (with a
+// janitor process that removes it should this process die without
+// cleaning up), and opens the console log (in opts.LogDir if set). The
+// backend then launches the guest, attaches its Instance (Attach), feeds
+// the console (Console.Feed), sets QMP (AttachQMP) and Started, and
+// reports the guest's end (ReportExit). If it fails after NewMachine it
+// calls Close.
+func NewMachine(spec Spec, opts Options, b Backend) (_ *Machine, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	spec = spec.withDefaults()
-	qemuBin, err := exec.LookPath(spec.QEMU)
-	if err != nil {
-		return nil, fmt.Errorf("QEMU binary %q not found: install qemu-system-x86 (make deps): %w", spec.QEMU, err)
-	}
-	accel, err := resolveAccel(spec.Accel)
-	if err != nil {
-		return nil, err
-	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	spec = spec.WithDefaults()
+	log := cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	dir, err := newRunDir(spec.Name)
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{Spec: spec, Paths: pathsIn(dir), Accel: accel, Backend: Local, log: log.With("guest", spec.Name), exited: make(chan struct{})}
+	m := &Machine{Spec: spec, Paths: pathsIn(dir), Backend: b, log: log.With("guest", spec.Name),
+		diag: &tailBuffer{max: 16 << 10}, exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -122,49 +113,59 @@ func startLocal(ctx context.Context, spec Spec, opts Options) (_ *Machine, err e
 	if err := m.useLogDir(opts.LogDir); err != nil {
 		return nil, err
 	}
-	if m.Console, err = newConsole(m.Paths.Console, opts.ConsoleEcho); err != nil {
-		return nil, err
-	}
-	qemuLog, err := os.OpenFile(m.Paths.QEMULog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	defer qemuLog.Close()
-	m.stderr = &tailBuffer{max: 16 << 10}
-
-	args := spec.Args(m.Paths, accel)
-	m.cmd = exec.Command(qemuBin, args...)
-	m.cmd.Dir = dir
-	// Own process group, so a terminal's Ctrl-C reaches yank (which cleans
-	// up) rather than killing QEMU under it, and so Kill takes the whole
-	// group. Pdeathsig kills QEMU if yank dies without cleaning up.
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	m.cmd.Stderr = io.MultiWriter(qemuLog, m.stderr)
-	stdout, err := m.cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	m.log.Info("starting QEMU", "accel", accel, "dir", dir, "cmd", qemuBin+" "+strings.Join(args, " "))
-	fmt.Fprintf(qemuLog, "%s %s %s\n", time.Now().UTC().Format(TimeFormat), qemuBin, strings.Join(args, " "))
-	if err := m.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", qemuBin, err)
-	}
-	m.Started = time.Now()
-	go m.Console.pump(stdout)
-	go func() {
-		err := m.cmd.Wait()
-		<-m.Console.done
-		m.exitErr = err
-		close(m.exited)
-		m.log.Info("QEMU exited", "err", err)
-	}()
 	if err := m.startJanitor(); err != nil {
 		return nil, err
 	}
-	if err := m.connectQMP(ctx); err != nil {
+	if m.Console, err = newConsole(m.Paths.Console, opts.ConsoleEcho); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// Logger is the machine's host event log (Options.Logger, with the guest's
+// name), for its backend.
+func (m *Machine) Logger() *slog.Logger { return m.log }
+
+// Diagnostics is where the backend writes what explains a guest's death
+// (QEMU's stderr, libvirt's errors); the last 16 KiB are in the error of a
+// guest that died.
+func (m *Machine) Diagnostics() io.Writer { return m.diag }
+
+// Attach makes inst the machine's running guest: Kill, Close and WaitReady
+// go through it from now on. A backend calls it once, as soon as there is
+// something to kill or close.
+func (m *Machine) Attach(inst Instance) { m.inst = inst }
+
+// AttachQMP makes c the machine's QMP client and reads the accelerator
+// QEMU really uses (query-kvm) into Accel.
+func (m *Machine) AttachQMP(ctx context.Context, c *qmp.Client) error {
+	m.QMP = c
+	kvm, err := c.QueryKVM(ctx)
+	if err != nil {
+		return err
+	}
+	m.Accel = AccelTCG
+	if kvm.Enabled {
+		m.Accel = AccelKVM
+	}
+	return nil
+}
+
+// ReportExit records that the guest is gone and why (QEMU's exit status,
+// the libvirt event); Done closes. It first lets the console drain (at
+// most 2 s: a panic message may still be arriving). Calls after the first
+// do nothing.
+func (m *Machine) ReportExit(why error) {
+	m.exitOnce.Do(func() {
+		if m.Console != nil {
+			select {
+			case <-m.Console.Drained():
+			case <-time.After(2 * time.Second):
+			}
+		}
+		m.exitErr = why
+		close(m.exited)
+	})
 }
 
 // useLogDir moves console.log and qemu.log to dir (Options.LogDir), so
@@ -178,88 +179,6 @@ func (m *Machine) useLogDir(dir string) error {
 	}
 	m.Paths.Console = filepath.Join(dir, "console.log")
 	m.Paths.QEMULog = filepath.Join(dir, "qemu.log")
-	return nil
-}
-
-// resolveAccel picks the accelerator; $YANK_ACCEL (kvm, tcg) overrides auto.
-func resolveAccel(a Accel) (Accel, error) {
-	if a == AccelAuto {
-		switch env := Accel(os.Getenv("YANK_ACCEL")); env {
-		case AccelAuto:
-		case AccelKVM, AccelTCG:
-			a = env
-		default:
-			return "", fmt.Errorf("YANK_ACCEL=%q: want kvm or tcg", env)
-		}
-	}
-	switch a {
-	case AccelAuto:
-		if KVMUsable() {
-			return AccelKVM, nil
-		}
-		return AccelTCG, nil
-	case AccelKVM:
-		if !KVMUsable() {
-			return "", errors.New("accel kvm requested but /dev/kvm is missing or not writable; use tcg or auto")
-		}
-	}
-	return a, nil
-}
-
-// startJanitor runs a tiny shell that waits for this process to die (its
-// stdin pipe closes) and then kills QEMU's process group and removes the
-// runtime dir. It covers the exits Go cannot clean up after: SIGKILL, a
-// test binary's timeout panic, os.Exit. It runs in its own process group so
-// a terminal's Ctrl-C does not kill it before it can act.
-func (m *Machine) startJanitor() error {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	const script = `read -r _; kill -KILL -- "-$1" 2>/dev/null; rm -rf -- "$2"`
-	j := exec.Command("/bin/sh", "-c", script, "yank-janitor", fmt.Sprint(m.cmd.Process.Pid), m.Paths.Dir)
-	j.Stdin = r
-	j.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := j.Start(); err != nil {
-		w.Close()
-		return fmt.Errorf("starting cleanup janitor: %w", err)
-	}
-	m.janitor, m.janitorPipe = j, w
-	return nil
-}
-
-func (m *Machine) connectQMP(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for {
-		if _, err := os.Stat(m.Paths.QMP); err == nil {
-			c, err := qmp.Dial(ctx, m.Paths.QMP, qmp.WithLogger(m.log))
-			if err == nil {
-				m.QMP = c
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("connecting to QMP: %w", err)
-			}
-		}
-		select {
-		case <-m.exited:
-			return m.diedError("before its QMP socket came up")
-		case <-ctx.Done():
-			return fmt.Errorf("QEMU's QMP socket %s did not come up: %w", m.Paths.QMP, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	kvm, err := m.QMP.QueryKVM(ctx)
-	if err != nil {
-		return err
-	}
-	if kvm.Enabled {
-		m.Accel = AccelKVM
-	} else {
-		m.Accel = AccelTCG
-	}
 	return nil
 }
 
@@ -278,12 +197,10 @@ func (m *Machine) WaitReady(ctx context.Context) error {
 		return fmt.Errorf("guest %s booted but its agent did not start: %s\nconsole tail:\n%s", m.Spec.Name, e.Item, m.Console.Tail(20))
 	}
 	m.log.Info("guest init ready", "after", e.Time.Sub(m.Started).Round(time.Millisecond))
-	var agent *guestagent.Client
-	if m.lv != nil {
-		agent, err = m.lv.dialAgent(ctx, m.log)
-	} else {
-		agent, err = guestagent.Dial(ctx, m.Paths.Agent, guestagent.WithLogger(m.log))
+	if m.inst == nil {
+		return fmt.Errorf("guest %s: its backend attached no instance", m.Spec.Name)
 	}
+	agent, err := m.inst.DialAgent(ctx, m.log)
 	if err != nil {
 		if m.Exited() {
 			return m.diedError("while connecting to the agent")
@@ -315,12 +232,12 @@ func (m *Machine) ExitError() error {
 
 func (m *Machine) diedError(when string) error {
 	<-m.exited
-	what := "qemu stderr"
-	if m.lv != nil {
-		what = "libvirt"
+	what := "diagnostics"
+	if m.inst != nil {
+		what = m.inst.DiagnosticsName()
 	}
 	return fmt.Errorf("QEMU for guest %s died %s (%v)\n%s:\n%s\nconsole tail:\n%s",
-		m.Spec.Name, when, m.exitErr, what, indent(m.stderr.String()), m.Console.Tail(20))
+		m.Spec.Name, when, m.exitErr, what, indent(m.diag.String()), m.Console.Tail(20))
 }
 
 // Shutdown asks QEMU to quit and waits for it; past ctx it kills QEMU.
@@ -340,18 +257,13 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 	return m.Close()
 }
 
-// Kill stops QEMU at once (SIGKILL to its process group; on libvirt, a
-// destroy of the domain) and waits for it.
+// Kill stops QEMU at once (locally SIGKILL to its process group; on
+// libvirt, a destroy of the domain) and waits for it.
 func (m *Machine) Kill() {
-	if m.lv != nil {
-		m.lv.kill(m)
+	if m.inst == nil || m.Exited() {
 		return
 	}
-	if m.cmd == nil || m.cmd.Process == nil || m.Exited() {
-		return
-	}
-	syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-	<-m.exited
+	m.inst.Kill()
 }
 
 // Close kills QEMU if it still runs, closes the clients and removes the
@@ -368,16 +280,12 @@ func (m *Machine) Close() error {
 		if m.Console != nil {
 			m.Console.close()
 		}
-		if m.lv != nil {
-			m.lv.close()
+		var instErr error
+		if m.inst != nil {
+			instErr = m.inst.Close()
 		}
-		m.closeErr = os.RemoveAll(m.Paths.Dir)
-		if m.janitor != nil {
-			// Our cleanup is done: stop the janitor without letting it act.
-			m.janitor.Process.Kill()
-			m.janitor.Wait()
-			m.janitorPipe.Close()
-		}
+		m.closeErr = errors.Join(instErr, os.RemoveAll(m.Paths.Dir))
+		m.stopJanitor()
 		m.log.Info("machine closed")
 	})
 	return m.closeErr

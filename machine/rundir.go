@@ -3,6 +3,7 @@ package machine
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -92,4 +93,47 @@ func processAlive(pid int) bool {
 func isQEMU(pid int) bool {
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return err == nil && strings.HasPrefix(string(comm), "qemu-system")
+}
+
+// startJanitor runs a tiny shell that waits for this process to die (its
+// stdin pipe closes) and then kills the process group it was last told of
+// (killGroupOnExit; the local QEMU) and removes the runtime dir. It covers
+// the exits Go cannot clean up after: SIGKILL, a test binary's timeout
+// panic, os.Exit. It runs in its own process group so a terminal's Ctrl-C
+// does not kill it before it can act. A libvirt domain is libvirtd's to
+// destroy (autodestroy): only the dir is the janitor's there.
+func (m *Machine) startJanitor() error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	const script = `while read -r g; do pg=$g; done; [ -n "$pg" ] && kill -KILL -- "-$pg" 2>/dev/null; rm -rf -- "$1"`
+	j := exec.Command("/bin/sh", "-c", script, "yank-janitor", m.Paths.Dir)
+	j.Stdin = r
+	j.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := j.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("starting cleanup janitor: %w", err)
+	}
+	m.janitor, m.janitorPipe = j, w
+	return nil
+}
+
+// killGroupOnExit tells the janitor to kill process group pgid too.
+func (m *Machine) killGroupOnExit(pgid int) error {
+	if _, err := fmt.Fprintf(m.janitorPipe, "%d\n", pgid); err != nil {
+		return fmt.Errorf("cleanup janitor: %w", err)
+	}
+	return nil
+}
+
+// stopJanitor ends the janitor without letting it act: our cleanup is done.
+func (m *Machine) stopJanitor() {
+	if m.janitor == nil {
+		return
+	}
+	m.janitor.Process.Kill()
+	m.janitor.Wait()
+	m.janitorPipe.Close()
 }

@@ -1,7 +1,3 @@
-// Package machine runs one QEMU guest: a typed Spec turned into QEMU
-// arguments, the process lifecycle (start, wait for the agent, shut down,
-// kill), a host-timestamped console log, and cleanup of the QEMU process
-// group and the private runtime directory on every exit path.
 package machine
 
 import (
@@ -9,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// Spec describes a guest. Zero values get sane defaults (see withDefaults).
+// Spec describes a guest. Zero values get sane defaults (see WithDefaults).
 type Spec struct {
 	Name      string // for logs and the runtime dir name
 	Kernel    string // bzImage path (required)
@@ -101,9 +98,12 @@ const AgentPortName = "org.qemu.guest_agent.0"
 // DefaultQEMU is the QEMU binary used when Spec.QEMU is empty.
 const DefaultQEMU = "qemu-system-x86_64"
 
-const qbootPath = "/usr/share/qemu/qboot.rom"
+// QbootROM is the qboot firmware (FirmwareQboot) on the host QEMU runs on.
+const QbootROM = "/usr/share/qemu/qboot.rom"
 
-func (s Spec) withDefaults() Spec {
+// WithDefaults returns the spec with its zero values filled in: what the
+// backends turn into a guest.
+func (s Spec) WithDefaults() Spec {
 	if s.Name == "" {
 		s.Name = "guest"
 	}
@@ -201,7 +201,7 @@ func (s Spec) Validate() error {
 // Args returns QEMU's argument vector (without the binary) for this spec,
 // with its sockets and logs in p, on accelerator accel.
 func (s Spec) Args(p Paths, accel Accel) []string {
-	s = s.withDefaults()
+	s = s.WithDefaults()
 	cpu := "max"
 	if accel == AccelKVM {
 		cpu = "host"
@@ -231,7 +231,7 @@ func (s Spec) Args(p Paths, accel Accel) []string {
 		"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=" + AgentPortName,
 	}
 	if s.Firmware == FirmwareQboot {
-		a = append(a, "-bios", qbootPath)
+		a = append(a, "-bios", QbootROM)
 	}
 	if s.PVPanic {
 		a = append(a, "-device", "pvpanic")
@@ -240,7 +240,7 @@ func (s Spec) Args(p Paths, accel Accel) []string {
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s,bus=pcie.0,chassis=%d,slot=%d", rp.ID, rp.Chassis, rp.Slot))
 	}
 	for _, d := range s.Disks {
-		backend, drive := diskBackendArgs(d)
+		backend, drive := d.BlockdevArgs()
 		a = append(a, backend...)
 		dev := fmt.Sprintf("virtio-blk-pci,id=%s,bus=%s,drive=%s", d.ID, d.Port, drive)
 		if d.QueueSize > 0 {
@@ -254,11 +254,11 @@ func (s Spec) Args(p Paths, accel Accel) []string {
 	return append(a, s.ExtraArgs...)
 }
 
-// diskBackendArgs returns the -object/-blockdev arguments behind a disk
+// BlockdevArgs returns the -object/-blockdev arguments behind the disk
 // (null-co, optionally behind a throttle group) and the node name its
 // virtio-blk device uses as drive. Both backends pass these to QEMU as
 // they are: libvirt has no XML for null-co or throttle filters.
-func diskBackendArgs(d Disk) (args []string, drive string) {
+func (d Disk) BlockdevArgs() (args []string, drive string) {
 	file := "null-" + d.ID
 	args = []string{"-blockdev", fmt.Sprintf("driver=null-co,node-name=%s,size=%d,read-zeroes=on", file, int64(d.SizeMB)<<20)}
 	if !d.Throttle.enabled() {
@@ -277,6 +277,35 @@ func diskBackendArgs(d Disk) (args []string, drive string) {
 	args = append(args, "-object", obj,
 		"-blockdev", fmt.Sprintf("driver=throttle,node-name=%s,throttle-group=%s,file=%s", node, group, file))
 	return args, node
+}
+
+// ResolveAccel picks a guest's accelerator: $YANK_ACCEL (kvm, tcg)
+// overrides auto; auto becomes KVM when hostKVM says the host QEMU runs on
+// can run KVM guests, else TCG; kvm on a host that cannot is an error.
+// Each backend passes its host's test (locally, KVMUsable).
+func ResolveAccel(a Accel, hostKVM func() (bool, error)) (Accel, error) {
+	if a == AccelAuto {
+		switch env := Accel(os.Getenv("YANK_ACCEL")); env {
+		case AccelAuto:
+		case AccelKVM, AccelTCG:
+			a = env
+		default:
+			return "", fmt.Errorf("YANK_ACCEL=%q: want kvm or tcg", env)
+		}
+	}
+	if a == AccelTCG {
+		return a, nil
+	}
+	kvm, err := hostKVM()
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("accelerator: asking the host for KVM: %w", err)
+	case kvm:
+		return AccelKVM, nil
+	case a == AccelKVM:
+		return "", errors.New("accel kvm requested but the host cannot run KVM guests (/dev/kvm missing or not writable, or no VMX/SVM); use tcg or auto")
+	}
+	return AccelTCG, nil
 }
 
 // KVMUsable reports whether KVM can run guests here: /dev/kvm opens for
@@ -298,13 +327,8 @@ func KVMUsable() bool {
 
 func hasVirtFlag(cpuinfo string) bool {
 	for _, line := range strings.Split(cpuinfo, "\n") {
-		if !strings.HasPrefix(line, "flags") {
-			continue
-		}
-		for _, f := range strings.Fields(line) {
-			if f == "vmx" || f == "svm" {
-				return true
-			}
+		if f := strings.Fields(line); strings.HasPrefix(line, "flags") && (slices.Contains(f, "vmx") || slices.Contains(f, "svm")) {
+			return true
 		}
 	}
 	return false
@@ -314,7 +338,7 @@ func hasVirtFlag(cpuinfo string) bool {
 // the native-hotplug root port "rp1", backed by null-co behind a 2 MiB/s
 // write throttle with a 4-entry single virtqueue, so that buffered
 // writeback waits in the guest for tags rather than inside QEMU (the
-// del_gendisk race recipe in DESIGN.md).
+// del_gendisk race recipe in docs/DESIGN.md).
 func HotplugGuest(name, kernel, initrd string) Spec {
 	return Spec{
 		Name: name, Kernel: kernel, Initrd: initrd, PVPanic: true,

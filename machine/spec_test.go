@@ -16,7 +16,7 @@ func TestArgsCarryTheRecipe(t *testing.T) {
 		"driver=throttle,node-name=thr-disk0,throttle-group=tg-disk0,file=null-disk0",
 		"virtio-blk-pci,id=disk0,bus=rp1,drive=thr-disk0,queue-size=4,num-queues=1",
 		"virtserialport,bus=vser0.0,chardev=qga0,name=" + AgentPortName,
-		"path=/run/x/qmp.sock", "-bios " + qbootPath, "-device pvpanic", "-cpu max",
+		"path=/run/x/qmp.sock", "-bios " + QbootROM, "-device pvpanic", "-cpu max",
 	} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args lack %q:\n%s", want, args)
@@ -60,5 +60,12 @@ func TestValidateNamesTheField(t *testing.T) {
 func TestHasVirtFlag(t *testing.T) {
 	if hasVirtFlag("flags\t\t: fpu vme de pse\n") || !hasVirtFlag("flags\t\t: fpu vmx sse\n") || !hasVirtFlag("flags : svm\n") {
 		t.Fatal("hasVirtFlag misreads /proc/cpuinfo")
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	got := shellQuote([]string{"/usr/bin/qemu", "-append", "console=ttyS0 a='b'", "", "-m", "512"})
+	if want := `/usr/bin/qemu -append 'console=ttyS0 a='\''b'\''' '' -m 512`; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

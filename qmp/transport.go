@@ -12,7 +12,8 @@ import (
 )
 
 // Transport carries QMP for a Client that does not own QEMU's monitor
-// socket, such as libvirt's monitor passthrough (see NewLibvirtTransport).
+// socket, such as libvirt's monitor passthrough (machine/libvirt's
+// QMPTransport).
 // The Client keeps its journal, error classes, Execute, WaitEvent and the
 // removal primitives unchanged on top of it.
 type Transport interface {

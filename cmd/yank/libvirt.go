@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/machine/libvirt"
 )
 
 // libvirtCmd is `yank libvirt`: the same matrix as `yank run`, spread over
@@ -31,7 +32,7 @@ func libvirtCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var members []machine.PoolMember
 	for _, h := range hosts {
-		b, err := machine.ParseLibvirt(h)
+		b, err := libvirt.Parse(h)
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,8 @@ import (
 
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
-	"github.com/yank-dev/yank/machine/libvirttest"
+	"github.com/yank-dev/yank/machine/libvirt"
+	"github.com/yank-dev/yank/machine/libvirt/libvirttest"
 	"github.com/yank-dev/yank/scenario"
 )
 
@@ -52,11 +53,11 @@ func matrixTrials(t *testing.T, names []string, offsets []time.Duration) []Matri
 
 func TestLibvirtMatrixOverTwoConnections(t *testing.T) {
 	d := libvirttest.Start(t)
-	unix, err := machine.ParseLibvirt(d.UnixURI() + "#1")
+	unix, err := libvirt.Parse(d.UnixURI() + "#1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp, err := machine.ParseLibvirt(d.TCPURI() + "#1")
+	tcp, err := libvirt.Parse(d.TCPURI() + "#1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +121,11 @@ func TestLibvirtConnectionDropMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	unix, err := machine.ParseLibvirt(d.UnixURI())
+	unix, err := libvirt.Parse(d.UnixURI())
 	if err != nil {
 		t.Fatal(err)
 	}
-	flaky, err := machine.ParseLibvirt("qemu+tcp://" + proxy.Addr() + "/system")
+	flaky, err := libvirt.Parse("qemu+tcp://" + proxy.Addr() + "/system")
 	if err != nil {
 		t.Fatal(err)
 	}

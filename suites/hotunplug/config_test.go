@@ -11,6 +11,7 @@ import (
 
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/machine/libvirt"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/expect"
 	_ "github.com/yank-dev/yank/suites/internal/flags" // defines the -yank.* flags read here
@@ -35,7 +36,7 @@ func libvirtPool(list string) (*machine.Pool, error) {
 		if uri = strings.TrimSpace(uri); uri == "" {
 			continue
 		}
-		b, err := machine.ParseLibvirt(uri)
+		b, err := libvirt.Parse(uri)
 		if err != nil {
 			return nil, fmt.Errorf("-yank.libvirt: %w", err)
 		}

@@ -1,12 +1,15 @@
-package machine_test
+package libvirt_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/machine"
-	"github.com/yank-dev/yank/machine/libvirttest"
+	"github.com/yank-dev/yank/machine/libvirt"
+	"github.com/yank-dev/yank/machine/libvirt/libvirttest"
+	"github.com/yank-dev/yank/machine/machinetest"
 	"github.com/yank-dev/yank/qmp"
 )
 
@@ -16,12 +19,13 @@ import (
 // timer), Surprise call to the cut, and to DEVICE_DELETED as libvirt's
 // event subscription delivers it.
 func BenchmarkLibvirtBootAndSurprise(b *testing.B) {
+	e2e.Require(b)
 	d := libvirttest.Start(b)
-	be, err := machine.ParseLibvirt(d.UnixURI())
+	be, err := libvirt.Parse(d.UnixURI())
 	if err != nil {
 		b.Fatal(err)
 	}
-	spec := debianGuest(b, "bench-lv")
+	spec := machinetest.DebianGuest(b, "bench-lv")
 	boot := func() (*machine.Machine, time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -50,8 +54,8 @@ func BenchmarkLibvirtBootAndSurprise(b *testing.B) {
 		cuts = append(cuts, res.Cut.Sub(start))
 		deleted = append(deleted, res.Deleted.Sub(start))
 	}
-	b.ReportMetric(medianMS(boots), "ms-boot-to-ready-median")
-	b.ReportMetric(medianMS(cuts), "ms-surprise-to-cut-median")
-	b.ReportMetric(medianMS(deleted), "ms-surprise-to-deleted-median")
+	b.ReportMetric(machinetest.MedianMS(boots), "ms-boot-to-ready-median")
+	b.ReportMetric(machinetest.MedianMS(cuts), "ms-surprise-to-cut-median")
+	b.ReportMetric(machinetest.MedianMS(deleted), "ms-surprise-to-deleted-median")
 	b.ReportMetric(0, "ns/op")
 }

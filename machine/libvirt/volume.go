@@ -1,4 +1,4 @@
-package machine
+package libvirt
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	"sync"
 	"time"
 
-	libvirt "github.com/digitalocean/go-libvirt"
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/yank-dev/yank/machine"
 )
 
 // Kernels and initramfs images reach the libvirt host as volumes in a
@@ -32,7 +34,7 @@ type volumeUpload struct {
 	path string // host path once uploaded
 }
 
-func (b *Libvirt) uploadBootFiles(ctx context.Context, l *libvirt.Libvirt, spec Spec, log *slog.Logger) (bootFiles, error) {
+func (b *Backend) uploadBootFiles(ctx context.Context, l *golibvirt.Libvirt, spec machine.Spec, log *slog.Logger) (bootFiles, error) {
 	pool, err := b.ensurePool(ctx, l)
 	if err != nil {
 		return bootFiles{}, err
@@ -49,9 +51,9 @@ func (b *Libvirt) uploadBootFiles(ctx context.Context, l *libvirt.Libvirt, spec 
 
 // ensurePool finds the storage pool, starting it if inactive, or creates
 // it as a transient dir pool.
-func (b *Libvirt) ensurePool(ctx context.Context, l *libvirt.Libvirt) (libvirt.StoragePool, error) {
+func (b *Backend) ensurePool(ctx context.Context, l *golibvirt.Libvirt) (golibvirt.StoragePool, error) {
 	name := b.storagePool()
-	pool, err := call(ctx, func() (libvirt.StoragePool, error) { return l.StoragePoolLookupByName(name) })
+	pool, err := call(ctx, func() (golibvirt.StoragePool, error) { return l.StoragePoolLookupByName(name) })
 	if err == nil {
 		state, err := call(ctx, func() (uint8, error) {
 			st, _, _, _, err := l.StoragePoolGetInfo(pool)
@@ -60,24 +62,24 @@ func (b *Libvirt) ensurePool(ctx context.Context, l *libvirt.Libvirt) (libvirt.S
 		if err != nil {
 			return pool, fmt.Errorf("storage pool %s: %w", name, err)
 		}
-		if libvirt.StoragePoolState(state) != libvirt.StoragePoolRunning {
+		if golibvirt.StoragePoolState(state) != golibvirt.StoragePoolRunning {
 			if _, err := call(ctx, func() (struct{}, error) { return struct{}{}, l.StoragePoolCreate(pool, 0) }); err != nil {
 				return pool, fmt.Errorf("starting storage pool %s: %w", name, err)
 			}
 		}
 		return pool, nil
 	}
-	if !isLibvirtCode(err, libvirt.ErrNoStoragePool) {
+	if !isLibvirtCode(err, golibvirt.ErrNoStoragePool) {
 		return pool, fmt.Errorf("storage pool %s: %w", name, err)
 	}
 	xmlDesc := fmt.Sprintf("<pool type='dir'><name>%s</name><target><path>%s</path><permissions><mode>0755</mode></permissions></target></pool>",
 		esc(name), esc(b.poolDir()))
-	pool, err = call(ctx, func() (libvirt.StoragePool, error) {
-		return l.StoragePoolCreateXML(xmlDesc, libvirt.StoragePoolCreateWithBuild)
+	pool, err = call(ctx, func() (golibvirt.StoragePool, error) {
+		return l.StoragePoolCreateXML(xmlDesc, golibvirt.StoragePoolCreateWithBuild)
 	})
 	if err != nil {
 		// Another yank may have created it in the meantime.
-		if p, lerr := call(ctx, func() (libvirt.StoragePool, error) { return l.StoragePoolLookupByName(name) }); lerr == nil {
+		if p, lerr := call(ctx, func() (golibvirt.StoragePool, error) { return l.StoragePoolLookupByName(name) }); lerr == nil {
 			return p, nil
 		}
 		return pool, fmt.Errorf("creating storage pool %s at %s: %w", name, b.poolDir(), err)
@@ -87,7 +89,7 @@ func (b *Libvirt) ensurePool(ctx context.Context, l *libvirt.Libvirt) (libvirt.S
 
 // uploadFile makes sure the file's content is a volume in pool and returns
 // the volume's path on the host.
-func (b *Libvirt) uploadFile(ctx context.Context, l *libvirt.Libvirt, pool libvirt.StoragePool, path string, log *slog.Logger) (string, error) {
+func (b *Backend) uploadFile(ctx context.Context, l *golibvirt.Libvirt, pool golibvirt.StoragePool, path string, log *slog.Logger) (string, error) {
 	sum, size, err := fileDigest(path)
 	if err != nil {
 		return "", err
@@ -108,8 +110,8 @@ func (b *Libvirt) uploadFile(ctx context.Context, l *libvirt.Libvirt, pool libvi
 	if u.path != "" {
 		return u.path, nil
 	}
-	lookup := func(n string) (libvirt.StorageVol, error) {
-		return call(ctx, func() (libvirt.StorageVol, error) { return l.StorageVolLookupByName(pool, n) })
+	lookup := func(n string) (golibvirt.StorageVol, error) {
+		return call(ctx, func() (golibvirt.StorageVol, error) { return l.StorageVolLookupByName(pool, n) })
 	}
 	vol, err := lookup(name)
 	if err == nil {
@@ -125,12 +127,12 @@ func (b *Libvirt) uploadFile(ctx context.Context, l *libvirt.Libvirt, pool libvi
 		}
 		log.Info("replacing a cut-short upload", "volume", name)
 		call(ctx, func() (struct{}, error) { return struct{}{}, l.StorageVolDelete(vol, 0) })
-	} else if !isLibvirtCode(err, libvirt.ErrNoStorageVol) {
+	} else if !isLibvirtCode(err, golibvirt.ErrNoStorageVol) {
 		return "", fmt.Errorf("volume %s: %w", name, err)
 	}
 	start := time.Now()
-	vol, err = call(ctx, func() (libvirt.StorageVol, error) { return l.StorageVolCreateXML(pool, volumeXML(name, size), 0) })
-	if isLibvirtCode(err, libvirt.ErrStorageVolExist) {
+	vol, err = call(ctx, func() (golibvirt.StorageVol, error) { return l.StorageVolCreateXML(pool, volumeXML(name, size), 0) })
+	if isLibvirtCode(err, golibvirt.ErrStorageVolExist) {
 		// Another connection (another yank, or another URI of the same
 		// host) is uploading it: wait for its marker.
 		p, err := waitUploaded(ctx, l, lookup, name)
@@ -154,7 +156,9 @@ func (b *Libvirt) uploadFile(ctx context.Context, l *libvirt.Libvirt, pool libvi
 		cancel()
 		return "", fmt.Errorf("uploading %s to volume %s: %w", path, name, err)
 	}
-	if _, err := call(ctx, func() (libvirt.StorageVol, error) { return l.StorageVolCreateXML(pool, volumeXML(name+".done", 0), 0) }); err != nil && !isLibvirtCode(err, libvirt.ErrStorageVolExist) {
+	if _, err := call(ctx, func() (golibvirt.StorageVol, error) {
+		return l.StorageVolCreateXML(pool, volumeXML(name+".done", 0), 0)
+	}); err != nil && !isLibvirtCode(err, golibvirt.ErrStorageVolExist) {
 		return "", fmt.Errorf("marking volume %s complete: %w", name, err)
 	}
 	p, err := call(ctx, func() (string, error) { return l.StorageVolGetPath(vol) })
@@ -175,7 +179,7 @@ const uploadStall = 5 * time.Second
 // waitUploaded returns the volume's path once its ".done" marker exists,
 // waiting while another uploader makes progress; errUploadStalled when the
 // volume stops growing without a marker.
-func waitUploaded(ctx context.Context, l *libvirt.Libvirt, lookup func(string) (libvirt.StorageVol, error), name string) (string, error) {
+func waitUploaded(ctx context.Context, l *golibvirt.Libvirt, lookup func(string) (golibvirt.StorageVol, error), name string) (string, error) {
 	var lastAlloc uint64
 	lastChange := time.Now()
 	for {
@@ -187,7 +191,7 @@ func waitUploaded(ctx context.Context, l *libvirt.Libvirt, lookup func(string) (
 			return call(ctx, func() (string, error) { return l.StorageVolGetPath(vol) })
 		}
 		vol, err := lookup(name)
-		if isLibvirtCode(err, libvirt.ErrNoStorageVol) && time.Since(lastChange) <= uploadStall {
+		if isLibvirtCode(err, golibvirt.ErrNoStorageVol) && time.Since(lastChange) <= uploadStall {
 			// libvirtd briefly loses a volume another connection is
 			// creating ("no storage vol with matching path", seen with
 			// two connections to one daemon under load): look again.
@@ -274,7 +278,7 @@ var (
 	digests  = map[string]string{}
 )
 
-func isLibvirtCode(err error, code libvirt.ErrorNumber) bool {
-	var le libvirt.Error
-	return errors.As(err, &le) && libvirt.ErrorNumber(le.Code) == code
+func isLibvirtCode(err error, code golibvirt.ErrorNumber) bool {
+	var le golibvirt.Error
+	return errors.As(err, &le) && golibvirt.ErrorNumber(le.Code) == code
 }

@@ -1,4 +1,4 @@
-package machine
+package libvirt
 
 import (
 	"encoding/json"
@@ -6,19 +6,21 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/yank-dev/yank/machine"
 )
 
 // DomainOptions are the parts of a libvirt domain that are not in the Spec.
 type DomainOptions struct {
-	Name       string // libvirt domain name (unique on the host)
-	Accel      Accel  // resolved: AccelKVM or AccelTCG
-	Kernel     string // kernel and initramfs paths on the libvirt host
+	Name       string        // libvirt domain name (unique on the host)
+	Accel      machine.Accel // resolved: AccelKVM or AccelTCG
+	Kernel     string        // kernel and initramfs paths on the libvirt host
 	Initrd     string
 	ConsoleLog string // host file the serial console is logged to
 }
 
 // DomainXML returns the libvirt domain for spec: the same guest as
-// spec.Args gives the local backend.
+// spec.Args gives machine.Local.
 //
 // In libvirt XML: q35, memory and vCPUs, direct kernel boot with the
 // command line, qboot as a ROM loader, ACPI, the CPU model (maximum on TCG,
@@ -42,16 +44,16 @@ type DomainOptions struct {
 //     qdev id is the Spec's (disk0): libvirt does not know the device,
 //     which is what yank wants, as the removal is done from QMP.
 //   - Spec.ExtraArgs.
-func DomainXML(spec Spec, o DomainOptions) (string, error) {
-	s := spec.withDefaults()
+func DomainXML(spec machine.Spec, o DomainOptions) (string, error) {
+	s := spec.WithDefaults()
 	if o.Name == "" || o.Kernel == "" || o.Initrd == "" {
 		return "", fmt.Errorf("domain XML: name, kernel and initrd are required")
 	}
 	domType, cpu := "qemu", `<cpu mode='maximum' check='none'/>`
 	switch o.Accel {
-	case AccelKVM:
+	case machine.AccelKVM:
 		domType, cpu = "kvm", `<cpu mode='host-passthrough' check='none'/>`
-	case AccelTCG:
+	case machine.AccelTCG:
 	default:
 		return "", fmt.Errorf("domain XML: accelerator %q not resolved", o.Accel)
 	}
@@ -64,8 +66,8 @@ func DomainXML(spec Spec, o DomainOptions) (string, error) {
 	w(`  <vcpu>%d</vcpu>`, s.CPUs)
 	w(`  <os>`)
 	w(`    <type arch='x86_64' machine='q35'>hvm</type>`)
-	if s.Firmware == FirmwareQboot {
-		w(`    <loader type='rom'>%s</loader>`, esc(qbootPath))
+	if s.Firmware == machine.FirmwareQboot {
+		w(`    <loader type='rom'>%s</loader>`, esc(machine.QbootROM))
 	}
 	w(`    <kernel>%s</kernel>`, esc(o.Kernel))
 	w(`    <initrd>%s</initrd>`, esc(o.Initrd))
@@ -106,7 +108,7 @@ func DomainXML(spec Spec, o DomainOptions) (string, error) {
 	w(`    <console type='pty'><target type='serial' port='0'/></console>`)
 	w(`    <channel type='unix'>`)
 	w(`      <source mode='bind'/>`)
-	w(`      <target type='virtio' name='%s'/>`, AgentPortName)
+	w(`      <target type='virtio' name='%s'/>`, machine.AgentPortName)
 	w(`      <address type='virtio-serial' controller='0' bus='0' port='1'/>`)
 	w(`    </channel>`)
 	if s.PVPanic {
@@ -127,14 +129,14 @@ func DomainXML(spec Spec, o DomainOptions) (string, error) {
 func libvirtAlias(id string) string { return "ua-" + id }
 
 // libvirtQEMUArgs are the QEMU arguments libvirt has no XML for.
-func libvirtQEMUArgs(s Spec) []string {
+func libvirtQEMUArgs(s machine.Spec) []string {
 	a := []string{"-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"}
 	ports := map[string]string{}
 	for _, rp := range s.RootPorts {
 		ports[rp.ID] = libvirtAlias(rp.ID)
 	}
 	for _, d := range s.Disks {
-		backend, drive := diskBackendArgs(d)
+		backend, drive := d.BlockdevArgs()
 		a = append(a, backend...)
 		dev := map[string]any{"driver": "virtio-blk-pci", "id": d.ID, "bus": ports[d.Port], "drive": drive}
 		if d.QueueSize > 0 {

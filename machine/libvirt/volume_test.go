@@ -1,4 +1,4 @@
-package machine
+package libvirt
 
 import (
 	"bytes"
@@ -12,15 +12,17 @@ import (
 	"testing"
 	"time"
 
-	libvirt "github.com/digitalocean/go-libvirt"
+	golibvirt "github.com/digitalocean/go-libvirt"
 
-	"github.com/yank-dev/yank/machine/libvirttest"
+	"github.com/yank-dev/yank/internal/e2e"
+	"github.com/yank-dev/yank/machine/libvirt/libvirttest"
 )
 
 // TestLibvirtUpload uploads a file into the daemon's pool through libvirt
 // and checks the content, the reuse by a fresh backend, the replacement of
 // a cut-short upload, and two concurrent uploaders of the same file.
 func TestLibvirtUpload(t *testing.T) {
+	e2e.Require(t)
 	d := libvirttest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -33,7 +35,7 @@ func TestLibvirtUpload(t *testing.T) {
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))
-	upload := func(b *Libvirt, p string) (string, *libvirt.Libvirt, libvirt.StoragePool) {
+	upload := func(b *Backend, p string) (string, *golibvirt.Libvirt, golibvirt.StoragePool) {
 		t.Helper()
 		l, err := b.connect(ctx)
 		if err != nil {
@@ -56,7 +58,7 @@ func TestLibvirtUpload(t *testing.T) {
 		return strings.Count(logs.String(), s)
 	}
 
-	p1, l, pool := upload(&Libvirt{URI: d.UnixURI()}, path)
+	p1, l, pool := upload(&Backend{URI: d.UnixURI()}, path)
 	if !strings.HasPrefix(p1, "/var/lib/libvirt/yank/yank-") {
 		t.Fatalf("volume path %s", p1)
 	}
@@ -72,7 +74,7 @@ func TestLibvirtUpload(t *testing.T) {
 		t.Fatalf("downloaded %d bytes, differ from the %d uploaded", got.Len(), len(content))
 	}
 	// A fresh backend (another run) reuses the volume.
-	if p2, _, _ := upload(&Libvirt{URI: d.TCPURI()}, path); p2 != p1 || count("uploaded boot file") != 1 || count("already on the libvirt host") != 1 {
+	if p2, _, _ := upload(&Backend{URI: d.TCPURI()}, path); p2 != p1 || count("uploaded boot file") != 1 || count("already on the libvirt host") != 1 {
 		t.Fatalf("second upload: path %s (first %s), logs:\n%s", p2, p1, logs.String())
 	}
 	// Without its marker the volume is a cut-short upload: replaced.
@@ -83,7 +85,7 @@ func TestLibvirtUpload(t *testing.T) {
 	if err := l.StorageVolDelete(marker, 0); err != nil {
 		t.Fatal(err)
 	}
-	if p3, _, _ := upload(&Libvirt{URI: d.UnixURI()}, path); p3 != p1 || count("uploaded boot file") != 2 {
+	if p3, _, _ := upload(&Backend{URI: d.UnixURI()}, path); p3 != p1 || count("uploaded boot file") != 2 {
 		t.Fatalf("partial volume not replaced: %s\n%s", p3, logs.String())
 	}
 	// Two uploaders of a new file at once: one uploads, the other waits.
@@ -96,7 +98,7 @@ func TestLibvirtUpload(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := &Libvirt{URI: uri}
+			b := &Backend{URI: uri}
 			l, err := b.connect(ctx)
 			if err != nil {
 				t.Error(err)

@@ -1,5 +1,5 @@
 // Package libvirttest starts a private libvirtd for yank's end-to-end
-// tests of the libvirt backend.
+// tests of the libvirt backend (machine/libvirt).
 //
 // The daemon is Debian's /usr/sbin/libvirtd (libvirt-daemon-system),
 // started directly (not through systemd) as root, inside its own mount and
@@ -39,6 +39,8 @@ import (
 	"time"
 
 	libvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 // Daemon is a running private libvirtd.
@@ -64,11 +66,12 @@ func (d *Daemon) TCPURI() string { return "qemu+tcp://" + d.TCPAddr + "/system" 
 
 const dirPrefix = "yank-libvirtd-"
 
-// Start starts a daemon and stops it when tb ends. It skips the test when
-// not root (system-mode libvirtd needs root) and fails when libvirtd or
-// unshare is missing.
+// Start starts a daemon and stops it when tb ends. It skips the test under
+// -short (e2e.Require) and when not root (system-mode libvirtd needs root),
+// and fails when libvirtd or unshare is missing.
 func Start(tb testing.TB) *Daemon {
 	tb.Helper()
+	e2e.Require(tb)
 	if os.Geteuid() != 0 {
 		tb.Skip("the libvirt backend tests start a system-mode libvirtd: run them as root")
 	}

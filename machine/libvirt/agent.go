@@ -1,4 +1,4 @@
-package guestagent
+package libvirt
 
 import (
 	"context"
@@ -11,35 +11,37 @@ import (
 	"strings"
 	"time"
 
-	libvirt "github.com/digitalocean/go-libvirt"
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/yank-dev/yank/guestagent"
 )
 
-// LibvirtTransport reaches the guest agent through libvirt's agent
+// AgentTransport (a guestagent.Transport) reaches the guest agent through libvirt's agent
 // passthrough (virDomainQemuAgentCommand, `virsh qemu-agent-command`).
 // libvirt owns the agent socket and syncs before each command; it turns
 // agent error replies into libvirt errors, which this transport turns back
-// into agent error replies so *Error, ErrUnknownPID and errno matching
+// into agent error replies so *guestagent.Error, guestagent.ErrUnknownPID and errno matching
 // work as on the socket. libvirt drops the error class: it comes back as
 // GenericError, or CommandNotFound for the commands libvirt reports as
 // unsupported.
-type LibvirtTransport struct {
-	l   *libvirt.Libvirt
-	dom libvirt.Domain
+type AgentTransport struct {
+	l   *golibvirt.Libvirt
+	dom golibvirt.Domain
 }
 
-// NewLibvirtTransport returns a transport for dom's agent on the connection
+// NewAgentTransport returns a transport for dom's agent on the connection
 // l. The connection stays the caller's.
-func NewLibvirtTransport(l *libvirt.Libvirt, dom libvirt.Domain) *LibvirtTransport {
-	return &LibvirtTransport{l: l, dom: dom}
+func NewAgentTransport(l *golibvirt.Libvirt, dom golibvirt.Domain) *AgentTransport {
+	return &AgentTransport{l: l, dom: dom}
 }
 
-// DialLibvirt is DialTransport over a LibvirtTransport.
-func DialLibvirt(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, opts ...Option) (*Client, error) {
-	return DialTransport(ctx, NewLibvirtTransport(l, dom), opts...)
+// DialAgent is guestagent.DialTransport over an AgentTransport.
+func DialAgent(ctx context.Context, l *golibvirt.Libvirt, dom golibvirt.Domain, opts ...guestagent.Option) (*guestagent.Client, error) {
+	return guestagent.DialTransport(ctx, NewAgentTransport(l, dom), opts...)
 }
 
-// RoundTrip implements Transport.
-func (t *LibvirtTransport) RoundTrip(ctx context.Context, request []byte) ([]byte, error) {
+// RoundTrip implements guestagent.Transport.
+func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte, error) {
 	timeout := int32(-1) // libvirt's default (5 s)
 	if dl, ok := ctx.Deadline(); ok {
 		secs := math.Ceil(time.Until(dl).Seconds())
@@ -49,7 +51,7 @@ func (t *LibvirtTransport) RoundTrip(ctx context.Context, request []byte) ([]byt
 		timeout = int32(min(secs, 3600))
 	}
 	type result struct {
-		out libvirt.OptString
+		out golibvirt.OptString
 		err error
 	}
 	ch := make(chan result, 1)
@@ -74,25 +76,25 @@ func (t *LibvirtTransport) RoundTrip(ctx context.Context, request []byte) ([]byt
 	}
 }
 
-// mapLibvirtError turns a libvirt error into what Client expects: an agent
+// mapLibvirtError turns a libvirt error into what guestagent.Client expects: an agent
 // error reply, a timeout, or a closed path.
 func mapLibvirtError(err error, connected bool) ([]byte, error) {
-	if !connected || errors.Is(err, libvirt.ErrInterrupted) {
+	if !connected || errors.Is(err, golibvirt.ErrInterrupted) {
 		return nil, fmt.Errorf("libvirt agent command: %w: libvirt connection lost (%v)", net.ErrClosed, err)
 	}
-	var le libvirt.Error
+	var le golibvirt.Error
 	if !errors.As(err, &le) {
 		return nil, fmt.Errorf("libvirt agent command: %w", err)
 	}
-	switch libvirt.ErrorNumber(le.Code) {
-	case libvirt.ErrAgentUnresponsive, libvirt.ErrAgentCommandTimeout, libvirt.ErrOperationTimeout, libvirt.ErrAgentUnsynced:
+	switch golibvirt.ErrorNumber(le.Code) {
+	case golibvirt.ErrAgentUnresponsive, golibvirt.ErrAgentCommandTimeout, golibvirt.ErrOperationTimeout, golibvirt.ErrAgentUnsynced:
 		return nil, fmt.Errorf("libvirt agent command: %w: %s", os.ErrDeadlineExceeded, le.Message)
-	case libvirt.ErrOperationInvalid, libvirt.ErrNoDomain:
+	case golibvirt.ErrOperationInvalid, golibvirt.ErrNoDomain:
 		// "domain is not running": the guest is gone.
 		return nil, fmt.Errorf("libvirt agent command: %w: %s", net.ErrClosed, le.Message)
 	}
 	class := "GenericError"
-	if libvirt.ErrorNumber(le.Code) == libvirt.ErrArgumentUnsupported || strings.Contains(le.Message, "has been disabled") {
+	if golibvirt.ErrorNumber(le.Code) == golibvirt.ErrArgumentUnsupported || strings.Contains(le.Message, "has been disabled") {
 		class = "CommandNotFound"
 	}
 	desc := le.Message
@@ -109,7 +111,7 @@ func mapLibvirtError(err error, connected bool) ([]byte, error) {
 	return rep, nil
 }
 
-var _ Transport = (*LibvirtTransport)(nil)
+var _ guestagent.Transport = (*AgentTransport)(nil)
 
-// Close implements Transport; the libvirt connection stays the caller's.
-func (t *LibvirtTransport) Close() error { return nil }
+// Close implements guestagent.Transport; the libvirt connection stays the caller's.
+func (t *AgentTransport) Close() error { return nil }

@@ -1,6 +1,7 @@
-package machine
+package libvirt
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,31 +12,29 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	libvirt "github.com/digitalocean/go-libvirt"
+	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/yank-dev/yank/guestagent"
+	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/qmp"
 )
 
-// Libvirt runs guests as transient domains on a libvirtd, local or
+// Backend runs guests as transient domains on a libvirtd, local or
 // remote, through go-libvirt's RPC client:
 //
-//   - the domain XML comes from the same Spec as Local's argv (libvirt XML
+//   - the domain XML comes from the same Spec as machine.Local's argv (libvirt XML
 //     where libvirt has it, <qemu:commandline> where it has not; see
 //     DomainXML);
 //   - the domain is created with VIR_DOMAIN_START_AUTODESTROY, so libvirtd
 //     destroys it when yank's connection closes, however yank dies;
 //   - QMP goes through libvirt's monitor passthrough and QEMU event
-//     subscription (qmp.LibvirtTransport), the agent through libvirt's agent
-//     passthrough (guestagent.LibvirtTransport), and the serial console
+//     subscription (QMPTransport), the agent through libvirt's agent
+//     passthrough (AgentTransport), and the serial console
 //     through a libvirt console stream (it is also logged to a file on the
 //     host);
 //   - the kernel and initramfs are uploaded into a storage pool on the host
@@ -43,11 +42,11 @@ import (
 //
 // Each machine has its own connection, so one guest's connection dropping
 // ends that guest only.
-type Libvirt struct {
+type Backend struct {
 	// URI is a libvirt URI: qemu:///system (optionally with
 	// ?socket=/path), qemu+tcp://host[:port]/system,
 	// qemu+tls://host/system, qemu+ssh://user@host/system. A "#N" fragment
-	// sets Capacity (ParseLibvirt).
+	// sets Capacity (Parse).
 	URI string
 	// Capacity is how many guests a Pool runs here at once (default 1).
 	Capacity int
@@ -68,8 +67,8 @@ type Libvirt struct {
 	volumes map[string]*volumeUpload // per volume name: one upload per process
 }
 
-// ParseLibvirt parses "URI" or "URI#N" (N guests at once).
-func ParseLibvirt(s string) (*Libvirt, error) {
+// Parse parses "URI" or "URI#N" (N guests at once).
+func Parse(s string) (*Backend, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt URI %q: %w", s, err)
@@ -77,7 +76,7 @@ func ParseLibvirt(s string) (*Libvirt, error) {
 	if u.Scheme == "" || !strings.HasPrefix(u.Scheme, "qemu") {
 		return nil, fmt.Errorf("libvirt URI %q: want a qemu driver URI such as qemu:///system or qemu+ssh://host/system", s)
 	}
-	b := &Libvirt{}
+	b := &Backend{}
 	if u.Fragment != "" {
 		n, err := strconv.Atoi(u.Fragment)
 		if err != nil || n < 1 {
@@ -90,8 +89,8 @@ func ParseLibvirt(s string) (*Libvirt, error) {
 	return b, nil
 }
 
-// Name implements Backend: the URI without credentials.
-func (b *Libvirt) Name() string {
+// Name implements machine.Backend: the URI without credentials.
+func (b *Backend) Name() string {
 	u, err := url.Parse(b.URI)
 	if err != nil {
 		return b.URI
@@ -101,22 +100,15 @@ func (b *Libvirt) Name() string {
 	return u.String()
 }
 
-// GuestCapacity implements Capacitor.
-func (b *Libvirt) GuestCapacity() int { return max(b.Capacity, 1) }
+// GuestCapacity implements machine.Capacitor.
+func (b *Backend) GuestCapacity() int { return max(b.Capacity, 1) }
 
-func (b *Libvirt) storagePool() string   { return cmpOr(b.StoragePool, "yank") }
-func (b *Libvirt) poolDir() string       { return cmpOr(b.PoolDir, "/var/lib/libvirt/yank") }
-func (b *Libvirt) consoleLogDir() string { return cmpOr(b.ConsoleLogDir, "/var/log/libvirt/qemu") }
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
+func (b *Backend) storagePool() string   { return cmp.Or(b.StoragePool, "yank") }
+func (b *Backend) poolDir() string       { return cmp.Or(b.PoolDir, "/var/lib/libvirt/yank") }
+func (b *Backend) consoleLogDir() string { return cmp.Or(b.ConsoleLogDir, "/var/log/libvirt/qemu") }
 
 // isLocal reports whether the URI reaches a libvirtd on this host.
-func (b *Libvirt) isLocal() bool {
+func (b *Backend) isLocal() bool {
 	u, err := url.Parse(b.URI)
 	if err != nil {
 		return false
@@ -129,20 +121,20 @@ func (b *Libvirt) isLocal() bool {
 }
 
 // connect opens a new libvirt connection, bounded by ctx.
-func (b *Libvirt) connect(ctx context.Context) (*libvirt.Libvirt, error) {
+func (b *Backend) connect(ctx context.Context) (*golibvirt.Libvirt, error) {
 	u, err := url.Parse(b.URI)
 	if err != nil {
 		return nil, fmt.Errorf("libvirt URI %q: %w", b.URI, err)
 	}
 	u.Fragment = ""
 	type result struct {
-		l   *libvirt.Libvirt
+		l   *golibvirt.Libvirt
 		err error
 	}
 	ch := make(chan result, 1)
 	go func() {
 		if b.Dial == nil {
-			l, err := libvirt.ConnectToURI(u)
+			l, err := golibvirt.ConnectToURI(u)
 			ch <- result{l, err}
 			return
 		}
@@ -151,8 +143,8 @@ func (b *Libvirt) connect(ctx context.Context) (*libvirt.Libvirt, error) {
 			ch <- result{nil, err}
 			return
 		}
-		l := libvirt.NewWithDialer(connDialer{conn})
-		if err := l.ConnectToURI(libvirt.RemoteURI(u)); err != nil {
+		l := golibvirt.NewWithDialer(connDialer{conn})
+		if err := l.ConnectToURI(golibvirt.RemoteURI(u)); err != nil {
 			conn.Close()
 			ch <- result{nil, err}
 			return
@@ -180,8 +172,8 @@ type connDialer struct{ conn net.Conn }
 
 func (d connDialer) Dial() (net.Conn, error) { return d.conn, nil }
 
-// Check implements Checker: libvirtd answers on a fresh connection.
-func (b *Libvirt) Check(ctx context.Context) error {
+// Check implements machine.Checker: libvirtd answers on a fresh connection.
+func (b *Backend) Check(ctx context.Context) error {
 	l, err := b.connect(ctx)
 	if err != nil {
 		return err
@@ -211,72 +203,62 @@ func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	}
 }
 
-// libvirtGuest is the libvirt side of a Machine.
-type libvirtGuest struct {
-	b      *Libvirt
-	l      *libvirt.Libvirt
-	dom    libvirt.Domain
+// guest is the Instance of a libvirt domain: the machine's own
+// connection, the domain, and the lifecycle subscription.
+type guest struct {
+	b      *Backend
+	m      *machine.Machine
+	l      *golibvirt.Libvirt
+	dom    golibvirt.Domain
 	cancel context.CancelFunc // lifecycle subscription
 	once   sync.Once
 }
 
-func (b *Libvirt) start(ctx context.Context, spec Spec, opts Options) (_ *Machine, err error) {
-	if err := spec.Validate(); err != nil {
-		return nil, err
-	}
-	spec = spec.withDefaults()
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	dir, err := newRunDir(spec.Name)
+// Start implements machine.Backend: a transient domain, created paused with
+// autodestroy, its console stream opened, QMP connected, then resumed.
+func (b *Backend) Start(ctx context.Context, spec machine.Spec, opts machine.Options) (_ *machine.Machine, err error) {
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)).With("libvirt", b.Name())
+	m, err := machine.NewMachine(spec, opts, b)
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{Spec: spec, Paths: Paths{Dir: dir, Console: filepath.Join(dir, "console.log"), QEMULog: filepath.Join(dir, "qemu.log")},
-		Backend: b, log: log.With("guest", spec.Name, "libvirt", b.Name()), exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10}}
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
-	if err := m.useLogDir(opts.LogDir); err != nil {
-		return nil, err
-	}
-	if err := m.startDirJanitor(); err != nil {
-		return nil, err
-	}
-	if m.Console, err = newConsole(m.Paths.Console, opts.ConsoleEcho); err != nil {
-		return nil, err
-	}
+	spec, log := m.Spec, m.Logger()
+	// Nothing listens in the runtime dir: QMP, the agent and QEMU's pid
+	// file are on the libvirt host, libvirt's to reach.
+	m.Paths.QMP, m.Paths.Agent, m.Paths.PIDFile = "", "", ""
 	qemuLog, err := os.OpenFile(m.Paths.QEMULog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer qemuLog.Close()
 	logf := func(format string, args ...any) {
-		fmt.Fprintf(qemuLog, "%s %s\n", time.Now().UTC().Format(TimeFormat), fmt.Sprintf(format, args...))
+		fmt.Fprintf(qemuLog, "%s %s\n", time.Now().UTC().Format(machine.TimeFormat), fmt.Sprintf(format, args...))
 	}
 
 	l, err := b.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	g := &libvirtGuest{b: b, l: l}
-	m.lv = g
+	g := &guest{b: b, m: m, l: l}
+	m.Attach(g)
 	fail := func(what string, err error) error {
 		err = fmt.Errorf("libvirt %s: %s: %w", b.Name(), what, err)
-		m.stderr.Write([]byte(err.Error() + "\n"))
+		fmt.Fprintln(m.Diagnostics(), err)
 		logf("%v", err)
 		return err
 	}
 
-	accel, err := b.resolveAccel(ctx, l, spec.Accel)
+	accel, err := machine.ResolveAccel(spec.Accel, func() (bool, error) { return b.hostKVM(ctx, l) })
 	if err != nil {
 		return nil, fail("accelerator", err)
 	}
 	m.Accel = accel
-	files, err := b.uploadBootFiles(ctx, l, spec, m.log)
+	files, err := b.uploadBootFiles(ctx, l, spec, log)
 	if err != nil {
 		return nil, fail("uploading kernel and initramfs", err)
 	}
@@ -289,7 +271,7 @@ func (b *Libvirt) start(ctx context.Context, spec Spec, opts Options) (_ *Machin
 		return nil, fail("domain XML", err)
 	}
 	logf("libvirt %s: creating transient domain %s (paused, autodestroy)\n%s", b.Name(), domName, xmlDesc)
-	m.log.Info("creating libvirt domain", "domain", domName, "accel", accel)
+	log.Info("creating libvirt domain", "domain", domName, "accel", accel)
 
 	// Lifecycle events before the domain exists, so an early death is seen.
 	lctx, cancel := context.WithCancel(context.Background())
@@ -298,14 +280,14 @@ func (b *Libvirt) start(ctx context.Context, spec Spec, opts Options) (_ *Machin
 	if err != nil {
 		return nil, fail("subscribing to lifecycle events", err)
 	}
-	dom, err := call(ctx, func() (libvirt.Domain, error) {
-		return l.DomainCreateXML(xmlDesc, libvirt.DomainStartPaused|libvirt.DomainStartAutodestroy)
+	dom, err := call(ctx, func() (golibvirt.Domain, error) {
+		return l.DomainCreateXML(xmlDesc, golibvirt.DomainStartPaused|golibvirt.DomainStartAutodestroy)
 	})
 	if err != nil {
 		return nil, fail("creating domain "+domName, err)
 	}
 	g.dom = dom
-	go g.watch(m, lifecycle)
+	go g.watch(lifecycle)
 	if live, err := call(ctx, func() (string, error) { return l.DomainGetXMLDesc(dom, 0) }); err == nil {
 		logf("libvirt %s: live domain XML (libvirt's addresses and aliases):\n%s", b.Name(), live)
 	}
@@ -313,27 +295,24 @@ func (b *Libvirt) start(ctx context.Context, spec Spec, opts Options) (_ *Machin
 	// Console stream: opened while the vCPUs are paused so the log starts
 	// with the firmware's first line.
 	pr, pw := io.Pipe()
-	go m.Console.pump(pr)
+	go m.Console.Feed(pr)
 	go func() {
-		err := l.DomainOpenConsole(dom, nil, pw, uint32(libvirt.DomainConsoleForce))
-		m.log.Info("console stream ended", "err", err)
-		fmt.Fprintf(m.stderr, "%s console stream ended (%v)\n", time.Now().UTC().Format(TimeFormat), err)
+		err := l.DomainOpenConsole(dom, nil, pw, uint32(golibvirt.DomainConsoleForce))
+		log.Info("console stream ended", "err", err)
+		fmt.Fprintf(m.Diagnostics(), "%s console stream ended (%v)\n", time.Now().UTC().Format(machine.TimeFormat), err)
 		if err != nil && !m.Exited() {
-			// Say why, rather than the pump's "QEMU exited".
-			m.Console.lines.Close(fmt.Errorf("guest console: libvirt console stream failed: %w", err))
+			// Say why, rather than Feed's "QEMU exited".
+			m.Console.Fail(fmt.Errorf("guest console: libvirt console stream failed: %w", err))
 		}
 		pw.CloseWithError(io.EOF)
 	}()
 
-	m.QMP, err = qmp.DialLibvirt(ctx, l, dom, qmp.WithLogger(m.log))
+	q, err := DialQMP(ctx, l, dom, qmp.WithLogger(log))
 	if err != nil {
 		return nil, fail("QMP through the monitor passthrough", err)
 	}
-	if kvm, err := m.QMP.QueryKVM(ctx); err == nil {
-		m.Accel = AccelTCG
-		if kvm.Enabled {
-			m.Accel = AccelKVM
-		}
+	if err := m.AttachQMP(ctx, q); err != nil {
+		return nil, fail("QMP through the monitor passthrough", err)
 	}
 	// go-libvirt gives no signal when the console stream is open; QEMU
 	// writes to a pty only once its other end is open, so give the open a
@@ -347,27 +326,9 @@ func (b *Libvirt) start(ctx context.Context, spec Spec, opts Options) (_ *Machin
 	return m, nil
 }
 
-// startDirJanitor removes the local runtime dir if yank dies without
-// cleaning up (the domain itself is libvirtd's to destroy: autodestroy).
-func (m *Machine) startDirJanitor() error {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	j := exec.Command("/bin/sh", "-c", `read -r _; rm -rf -- "$1"`, "yank-janitor", m.Paths.Dir)
-	j.Stdin = r
-	j.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := j.Start(); err != nil {
-		w.Close()
-		return fmt.Errorf("starting cleanup janitor: %w", err)
-	}
-	m.janitor, m.janitorPipe = j, w
-	return nil
-}
-
-// watch closes m.exited when the domain stops or the connection drops.
-func (g *libvirtGuest) watch(m *Machine, lifecycle <-chan libvirt.DomainEventLifecycleMsg) {
+// watch reports the machine's exit when the domain stops or the
+// connection drops.
+func (g *guest) watch(lifecycle <-chan golibvirt.DomainEventLifecycleMsg) {
 	var why error
 	for why == nil {
 		select {
@@ -383,77 +344,73 @@ func (g *libvirtGuest) watch(m *Machine, lifecycle <-chan libvirt.DomainEventLif
 			if ev.Dom.UUID != g.dom.UUID {
 				continue
 			}
-			switch libvirt.DomainEventType(ev.Event) {
-			case libvirt.DomainEventStopped:
+			switch golibvirt.DomainEventType(ev.Event) {
+			case golibvirt.DomainEventStopped:
 				why = fmt.Errorf("libvirt domain %s stopped (%s)", g.dom.Name, stoppedReason(ev.Detail))
-			case libvirt.DomainEventCrashed:
+			case golibvirt.DomainEventCrashed:
 				why = fmt.Errorf("libvirt domain %s crashed (detail %d)", g.dom.Name, ev.Detail)
 			}
 		case <-g.l.Disconnected():
 			why = fmt.Errorf("libvirt connection to %s lost (libvirtd destroys the autodestroy domain)", g.b.Name())
 		}
 	}
-	m.stderr.Write([]byte(why.Error() + "\n"))
-	// Let the console drain (a panic message may still be arriving).
-	select {
-	case <-m.Console.done:
-	case <-time.After(2 * time.Second):
-	}
-	m.exitErr = why
-	close(m.exited)
-	m.log.Info("libvirt domain gone", "why", why)
+	fmt.Fprintln(g.m.Diagnostics(), why)
+	g.m.ReportExit(why)
+	g.m.Logger().Info("libvirt domain gone", "why", why)
 }
 
 func stoppedReason(detail int32) string {
-	switch libvirt.DomainEventStoppedDetailType(detail) {
-	case libvirt.DomainEventStoppedShutdown:
+	switch golibvirt.DomainEventStoppedDetailType(detail) {
+	case golibvirt.DomainEventStoppedShutdown:
 		return "shutdown"
-	case libvirt.DomainEventStoppedDestroyed:
+	case golibvirt.DomainEventStoppedDestroyed:
 		return "destroyed"
-	case libvirt.DomainEventStoppedCrashed:
+	case golibvirt.DomainEventStoppedCrashed:
 		return "QEMU crashed"
-	case libvirt.DomainEventStoppedFailed:
+	case golibvirt.DomainEventStoppedFailed:
 		return "failed"
 	}
 	return fmt.Sprintf("detail %d", detail)
 }
 
-func (g *libvirtGuest) dialAgent(ctx context.Context, log *slog.Logger) (*guestagent.Client, error) {
-	return guestagent.DialLibvirt(ctx, g.l, g.dom, guestagent.WithLogger(log))
+// DialAgent implements machine.Instance: libvirt's agent passthrough.
+func (g *guest) DialAgent(ctx context.Context, log *slog.Logger) (*guestagent.Client, error) {
+	return DialAgent(ctx, g.l, g.dom, guestagent.WithLogger(log))
 }
 
-// kill destroys the domain and waits until the machine has exited.
-func (g *libvirtGuest) kill(m *Machine) {
-	if m.Exited() {
-		return
-	}
+// DiagnosticsName implements machine.Instance.
+func (g *guest) DiagnosticsName() string { return "libvirt" }
+
+// Kill implements machine.Instance: it destroys the domain and waits until
+// the machine has exited.
+func (g *guest) Kill() {
+	m := g.m
 	if g.dom.Name == "" {
 		// No domain was created: nothing runs, nothing to wait for.
-		g.close()
+		g.Close()
 		return
 	}
-	{
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := call(ctx, func() (struct{}, error) {
-			return struct{}{}, g.l.DomainDestroyFlags(g.dom, libvirt.DomainDestroyDefault)
-		})
-		cancel()
-		if err != nil && !m.Exited() {
-			m.log.Warn("destroying libvirt domain", "err", err)
-			// Closing the connection makes libvirtd destroy it (autodestroy).
-			g.l.Disconnect()
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, err := call(ctx, func() (struct{}, error) {
+		return struct{}{}, g.l.DomainDestroyFlags(g.dom, golibvirt.DomainDestroyDefault)
+	})
+	cancel()
+	if err != nil && !m.Exited() {
+		m.Logger().Warn("destroying libvirt domain", "err", err)
+		// Closing the connection makes libvirtd destroy it (autodestroy).
+		g.l.Disconnect()
 	}
 	select {
-	case <-m.exited:
+	case <-m.Done():
 	case <-time.After(30 * time.Second):
-		m.log.Error("libvirt domain did not stop after destroy")
+		m.Logger().Error("libvirt domain did not stop after destroy")
 	}
 }
 
-// close ends the lifecycle subscription and the connection; libvirtd
-// destroys the domain if it still runs (autodestroy).
-func (g *libvirtGuest) close() {
+// Close implements machine.Instance: it ends the lifecycle subscription and
+// the connection; libvirtd destroys the domain if it still runs
+// (autodestroy).
+func (g *guest) Close() error {
 	g.once.Do(func() {
 		if g.cancel != nil {
 			g.cancel()
@@ -468,6 +425,7 @@ func (g *libvirtGuest) close() {
 		case <-time.After(10 * time.Second):
 		}
 	})
+	return nil
 }
 
 // domainName is a unique libvirt domain name for a guest.
@@ -486,34 +444,16 @@ func domainName(name string) string {
 	return fmt.Sprintf("yank-%s-%d-%s", clean, os.Getpid(), hex.EncodeToString(rnd[:]))
 }
 
-// resolveAccel picks the accelerator for this host: $YANK_ACCEL or the
-// spec's; on auto, KVM if the host offers it (for a local daemon, the same
-// test as the local backend: a usable /dev/kvm and vmx/svm).
-func (b *Libvirt) resolveAccel(ctx context.Context, l *libvirt.Libvirt, a Accel) (Accel, error) {
-	if a == AccelAuto {
-		switch env := Accel(os.Getenv("YANK_ACCEL")); env {
-		case AccelAuto:
-		case AccelKVM, AccelTCG:
-			a = env
-		default:
-			return "", fmt.Errorf("YANK_ACCEL=%q: want kvm or tcg", env)
-		}
-	}
-	if a != AccelAuto {
-		return a, nil
-	}
+// hostKVM reports whether the libvirt host can run KVM guests: for a local
+// daemon the local backend's test (a usable /dev/kvm and VMX/SVM), else
+// libvirt's capabilities.
+func (b *Backend) hostKVM(ctx context.Context, l *golibvirt.Libvirt) (bool, error) {
 	if b.isLocal() {
-		if KVMUsable() {
-			return AccelKVM, nil
-		}
-		return AccelTCG, nil
+		return machine.KVMUsable(), nil
 	}
 	caps, err := call(ctx, func() (string, error) { return l.ConnectGetCapabilities() })
 	if err != nil {
-		return "", err
+		return false, err
 	}
-	if strings.Contains(caps, "<domain type='kvm'") || strings.Contains(caps, `<domain type="kvm"`) {
-		return AccelKVM, nil
-	}
-	return AccelTCG, nil
+	return strings.Contains(caps, "<domain type='kvm'") || strings.Contains(caps, `<domain type="kvm"`), nil
 }

@@ -1,4 +1,4 @@
-package qmp
+package libvirt
 
 import (
 	"context"
@@ -8,19 +8,21 @@ import (
 	"sync"
 	"time"
 
-	libvirt "github.com/digitalocean/go-libvirt"
+	golibvirt "github.com/digitalocean/go-libvirt"
+
+	"github.com/yank-dev/yank/qmp"
 )
 
-// LibvirtTransport is QMP through libvirt: commands go through the monitor
+// QMPTransport is QMP through libvirt (a qmp.Transport): commands go through the monitor
 // passthrough (virDomainQemuMonitorCommand, the call behind `virsh
 // qemu-monitor-command`) and events come from libvirt's QEMU monitor event
 // subscription (virConnectDomainQemuMonitorEventRegister). libvirt keeps
-// QEMU's reply object, error classes included, so a Client on top of it
+// QEMU's reply object, error classes included, so a qmp.Client on top of it
 // behaves as on the socket. libvirt owns the monitor: the domain is marked
 // "tainted: custom-monitor", which is expected for a test harness.
-type LibvirtTransport struct {
-	l   *libvirt.Libvirt
-	dom libvirt.Domain
+type QMPTransport struct {
+	l   *golibvirt.Libvirt
+	dom golibvirt.Domain
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -29,19 +31,19 @@ type LibvirtTransport struct {
 	stop   chan struct{}
 }
 
-// NewLibvirtTransport returns a transport for dom on the connection l. The
+// NewQMPTransport returns a transport for dom on the connection l. The
 // connection stays the caller's: Close ends the subscription only.
-func NewLibvirtTransport(l *libvirt.Libvirt, dom libvirt.Domain) *LibvirtTransport {
-	return &LibvirtTransport{l: l, dom: dom, stop: make(chan struct{})}
+func NewQMPTransport(l *golibvirt.Libvirt, dom golibvirt.Domain) *QMPTransport {
+	return &QMPTransport{l: l, dom: dom, stop: make(chan struct{})}
 }
 
-// DialLibvirt is NewWithTransport over a LibvirtTransport.
-func DialLibvirt(ctx context.Context, l *libvirt.Libvirt, dom libvirt.Domain, opts ...Option) (*Client, error) {
-	return NewWithTransport(ctx, NewLibvirtTransport(l, dom), opts...)
+// DialQMP is qmp.NewWithTransport over a QMPTransport.
+func DialQMP(ctx context.Context, l *golibvirt.Libvirt, dom golibvirt.Domain, opts ...qmp.Option) (*qmp.Client, error) {
+	return qmp.NewWithTransport(ctx, NewQMPTransport(l, dom), opts...)
 }
 
-// Command implements Transport.
-func (t *LibvirtTransport) Command(ctx context.Context, cmd []byte) ([]byte, error) {
+// Command implements qmp.Transport.
+func (t *QMPTransport) Command(ctx context.Context, cmd []byte) ([]byte, error) {
 	type result struct {
 		out string
 		err error
@@ -56,23 +58,23 @@ func (t *LibvirtTransport) Command(ctx context.Context, cmd []byte) ([]byte, err
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, libvirtError("monitor command", r.err, t.l)
+			return nil, qmpError("monitor command", r.err, t.l)
 		}
 		return []byte(r.out), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-t.l.Disconnected():
-		return nil, fmt.Errorf("%w: libvirt connection lost", ErrClosed)
+		return nil, fmt.Errorf("%w: libvirt connection lost", qmp.ErrClosed)
 	}
 }
 
-// Start implements Transport.
-func (t *LibvirtTransport) Start(emit func(time.Time, Event), ended func(error)) error {
+// Start implements qmp.Transport.
+func (t *QMPTransport) Start(emit func(time.Time, qmp.Event), ended func(error)) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	events, err := t.l.SubscribeQEMUEvents(ctx, t.dom.Name)
 	if err != nil {
 		cancel()
-		return libvirtError("subscribing to QEMU events", err, t.l)
+		return qmpError("subscribing to QEMU events", err, t.l)
 	}
 	t.mu.Lock()
 	t.cancel, t.ended = cancel, ended
@@ -80,7 +82,7 @@ func (t *LibvirtTransport) Start(emit func(time.Time, Event), ended func(error))
 	go func() {
 		for e := range events {
 			recv := time.Now()
-			ev := Event{Event: e.Event}
+			ev := qmp.Event{Event: e.Event}
 			ev.Timestamp.Seconds = int64(e.Seconds)
 			ev.Timestamp.Microseconds = int64(e.Microseconds)
 			if len(e.Details) > 0 {
@@ -95,7 +97,7 @@ func (t *LibvirtTransport) Start(emit func(time.Time, Event), ended func(error))
 		closed := t.closed
 		t.mu.Unlock()
 		if closed {
-			ended(ErrClosed)
+			ended(qmp.ErrClosed)
 		} else {
 			ended(errors.New("libvirt connection lost"))
 		}
@@ -103,8 +105,8 @@ func (t *LibvirtTransport) Start(emit func(time.Time, Event), ended func(error))
 	return nil
 }
 
-// Close implements Transport. The libvirt connection is left open.
-func (t *LibvirtTransport) Close() error {
+// Close implements qmp.Transport. The libvirt connection is left open.
+func (t *QMPTransport) Close() error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -119,13 +121,13 @@ func (t *LibvirtTransport) Close() error {
 	return nil
 }
 
-// libvirtError wraps a go-libvirt error, and says when the connection is
+// qmpError wraps a go-libvirt error, and says when the connection is
 // gone (calls fail with ErrInterrupted or a socket error then).
-func libvirtError(what string, err error, l *libvirt.Libvirt) error {
-	if !l.IsConnected() || errors.Is(err, libvirt.ErrInterrupted) {
-		return fmt.Errorf("libvirt %s: %w: libvirt connection lost (%v)", what, ErrClosed, err)
+func qmpError(what string, err error, l *golibvirt.Libvirt) error {
+	if !l.IsConnected() || errors.Is(err, golibvirt.ErrInterrupted) {
+		return fmt.Errorf("libvirt %s: %w: libvirt connection lost (%v)", what, qmp.ErrClosed, err)
 	}
 	return fmt.Errorf("libvirt %s: %w", what, err)
 }
 
-var _ Transport = (*LibvirtTransport)(nil)
+var _ qmp.Transport = (*QMPTransport)(nil)
