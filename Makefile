@@ -16,7 +16,7 @@ APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 TEST_TIMEOUT ?= 80m
 FUZZTIME ?= 10s
 
-.PHONY: all deps build test unit e2e fuzz lint bench run clean-cache suite-user-series
+.PHONY: all deps build test unit fuzz lint bench run clean-cache suite-user-series
 
 all: build
 
@@ -40,6 +40,13 @@ run: deps build
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# The fast lane: every test that needs nothing but Go (fakes, recorded
+# trials, the decision rules); e2e tests skip themselves under -short
+# (internal/e2e). No QEMU, qemu-ga or libvirtd is started and nothing is
+# built or installed: under a minute here.
+unit:
+	$(GO) test -short -count=1 ./...
 
 # Unit tests, e2e tests against real QEMU, qemu-ga and kernels, and a short
 # run of every fuzz target. Packages run one at a time (-p 1): their e2e
@@ -70,7 +77,7 @@ fuzz:
 # surprise removal to DEVICE_DELETED, hang detection latency, and the
 # kernel build times (cold, incremental, cached).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 90m ./machine/ ./scenario/ ./kernels/ 2>&1 | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 90m ./machine/... ./trial/ ./kernels/ 2>&1 | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
 
 clean-cache:
 	rm -rf "$${YANK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/yank}"

@@ -19,17 +19,15 @@ import (
 	"github.com/yank-dev/yank/internal/e2e"
 )
 
-const hostKernel = "/boot/vmlinuz-6.1.0-56-amd64"
-
 // TestBootReachesAgent boots Debian's kernel on the image in QEMU (TCG, or
 // $YANK_TEST_ACCEL) and talks to the real qemu-ga over the agent socket.
 func TestBootReachesAgent(t *testing.T) {
 	e2e.Require(t)
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		t.Skip("qemu-system-x86_64 not installed")
+		t.Fatal("qemu-system-x86_64 not installed (run make deps)")
 	}
-	needHost(t, hostKernel)
+	host := hostDebian(t)
 	opts := hostOpts(t)
 	img, err := Build(context.Background(), opts)
 	if err != nil {
@@ -45,7 +43,7 @@ func TestBootReachesAgent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, qemu,
 		"-machine", "q35", "-accel", accel, "-m", "512", "-nographic",
-		"-kernel", hostKernel, "-initrd", img.Path,
+		"-kernel", host.BzImage, "-initrd", img.Path,
 		"-append", "console=ttyS0 panic=-1", "-no-reboot",
 		"-device", "virtio-serial-pci",
 		"-chardev", "socket,id=qga0,path="+sock+",server=on,wait=off",
@@ -97,7 +95,7 @@ func TestBootReachesAgent(t *testing.T) {
 		t.Fatal("no ready marker within 120 s")
 	}
 	t.Logf("boot to %s (%s): %v, image %d bytes", ReadyMarker, accel, time.Since(start), img.Size)
-	if !strings.Contains(console.String(), "YANK-INIT kernel=6.1.0-56-amd64") {
+	if !strings.Contains(console.String(), "YANK-INIT kernel="+host.Release) {
 		t.Error("no YANK-INIT line with the kernel release")
 	}
 

@@ -33,7 +33,7 @@ func TestE2EStockAndRFC(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(m.Tarball); err != nil {
-		t.Skipf("no kernel source (apt-get install %s): %v", m.AptPackage, err)
+		t.Fatalf("no kernel source (apt-get install %s, or make deps): %v", m.AptPackage, err)
 	}
 	ctx := context.Background()
 	if dl, ok := t.Deadline(); ok {

@@ -8,21 +8,24 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/internal/e2e"
 )
 
 // TestGC runs GC on a made-up cache: entries current variants resolve to
 // stay, so do entries used within Keep; stale, broken and orphaned ones
 // go, and a dry run removes nothing.
 func TestGC(t *testing.T) {
+	e2e.Require(t) // reads the real linux-source tarball
 	src, err := stockSource()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(src.Tarball); err != nil {
-		t.Skipf("needs %s (apt-get install %s)", src.Tarball, src.AptPackage)
+		t.Fatalf("needs %s (apt-get install %s, or make deps)", src.Tarball, src.AptPackage)
 	}
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("needs gcc: the compiler is part of the cache key")
+		t.Fatal("needs gcc, the compiler is part of the cache key (make deps)")
 	}
 	root := t.TempDir()
 	ctx := context.Background()

@@ -35,9 +35,9 @@ var (
 	endTrace = regexp.MustCompile(`---\[ end (trace|Kernel panic)`)
 )
 
-// scanConsole finds the first crash, every WARN and the pids named in
+// ScanConsole finds the first crash, every WARN and the pids named in
 // hung-task reports in the console lines.
-func scanConsole(lines []journal.Entry[string]) (crash *ConsoleHit, warns []ConsoleHit, hung map[int]time.Time) {
+func ScanConsole(lines []journal.Entry[string]) (crash *ConsoleHit, warns []ConsoleHit, hung map[int]time.Time) {
 	hung = map[int]time.Time{}
 	for i, e := range lines {
 		text := stripPrintkTime(e.Item)

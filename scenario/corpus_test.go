@@ -15,20 +15,20 @@ import (
 )
 
 // The console corpus (testdata/console) is real guest consoles captured by
-// scenario/internal/corpusgen: LKDTM crashes of every kind scanConsole
+// trial/internal/corpusgen: LKDTM crashes of every kind ScanConsole
 // must tell apart, khungtaskd reports, and normal boots and removals that
 // must not look like crashes. Each file is a header of "# key: value"
 // comment lines, a blank line, then the console lines as the guest printed
 // them (printk stamps included):
 //
-//	# captured: go run ./scenario/internal/corpusgen (kernel stock, ...) on 2026-12-01
+//	# captured: go run ./trial/internal/corpusgen (kernel stock, ...) on 2026-12-01
 //	# lkdtm: BUG
 //	# note: ...
 //	# want-crash: kernel BUG at drivers/misc/lkdtm/bugs.c:78!
 //	# want-warnings: 0
 //	# want-hung:
 //
-// want-crash is the first crash line scanConsole must report (printk stamp
+// want-crash is the first crash line ScanConsole must report (printk stamp
 // stripped; empty: no crash), want-warnings how many WARNs, want-hung the
 // comma-separated pids khungtaskd named (empty: none). Values are compared
 // with surrounding spaces trimmed. captured and the three want-* keys are
@@ -110,7 +110,7 @@ func TestConsoleCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatal("no corpus in testdata/console (go run ./scenario/internal/corpusgen)")
+		t.Fatal("no corpus in testdata/console (go run ./trial/internal/corpusgen)")
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
@@ -126,7 +126,7 @@ func TestConsoleCorpus(t *testing.T) {
 			for _, l := range c.lines {
 				j.Append(l)
 			}
-			crash, warns, hung := scanConsole(j.Snapshot())
+			crash, warns, hung := ScanConsole(j.Snapshot())
 			switch {
 			case c.crash == "" && crash != nil:
 				t.Errorf("crash %q, want none", crash.Line)

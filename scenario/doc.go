@@ -1,7 +1,12 @@
-// Package scenario runs one trial: guest up, I/O load, driver unbind (or
-// writeback) started through the guest agent, a removal from the host at a
-// timed offset, and a verdict (PASS, HANG, MISSED, CRASH, INFRA-ERROR)
-// with the evidence to back it: the guest's own samples around the cut
-// (window.go, sampler.go), printk times of the milestones, the stuck
-// tasks' stacks and context-switch counts, and the console.
+// Package scenario is yank's data and its rules, with no I/O of its own:
+// the scenario catalog (scenarios.json: trigger, load, removal, offsets
+// and the window each scenario exists for), a trial's knobs (Params), the
+// verdict and its evidence types, the matrix a run covers (Matrix.Expand,
+// Planned.Dir), and the pure decisions: Decide (PASS, HANG, MISSED,
+// CRASH, INFRA-ERROR from probes, console lines and QMP events),
+// JudgeWindow (where the cut landed), ScanConsole and RateOf.
+//
+// It imports nothing that starts or talks to a guest, so reports,
+// expectations and plans depend on it alone; package trial runs a
+// scenario on a guest and package engine runs matrices.
 package scenario

@@ -7,7 +7,7 @@ import (
 )
 
 // Params are a trial's knobs. Zero values take the defaults of the recipe
-// that reproduced the del_gendisk hang (DESIGN.md): a 4-entry single queue
+// that reproduced the del_gendisk hang (docs/DESIGN.md): a 4-entry single queue
 // behind a 2 MiB/s write throttle, 48 MiB of dirty pages held back from
 // background writeback, and a 2 s hung-task timeout.
 type Params struct {
@@ -43,7 +43,7 @@ type Params struct {
 	RemovalProof time.Duration
 }
 
-func (p Params) withDefaults() Params {
+func (p Params) WithDefaults() Params {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d

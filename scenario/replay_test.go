@@ -63,29 +63,29 @@ func TestReplayRecordedTrials(t *testing.T) {
 				t.Fatal(err)
 			}
 			lines := loadConsoleLog(t, filepath.Join(dir, "console.log"))
-			g := guestTimes(lines, sc.Removal, v.Removal.Stopped)
+			g := ReadGuestTimes(lines, sc.Removal, v.Removal.Stopped)
 			// console.log keeps host times to the microsecond.
 			if g.Cut == nil || v.Guest.Cut == nil || (*g.Cut-*v.Guest.Cut).abs() > 2*time.Microsecond || g.Order != v.Guest.Order {
 				t.Fatalf("guest times: got %+v, recorded %+v", g, v.Guest)
 			}
-			w := judgeWindow(sc.Window, parseSamples(samplesOf(t, dir, lines)), time.Duration(*g.Cut))
+			w := JudgeWindow(sc.Window, ParseSamples(samplesOf(t, dir, lines)), time.Duration(*g.Cut))
 			if w.Hit != v.Window.Hit || w.Reason != v.Window.Reason {
 				t.Fatalf("window: got %v %q, recorded %v %q", w.Hit, w.Reason, v.Window.Hit, v.Window.Reason)
 			}
 			if want := strings.Contains(dir, "-missed"); v.Outcome == Missed != want {
 				t.Fatalf("recorded outcome %s does not fit the file name", v.Outcome)
 			}
-			if crash, _, _ := scanConsole(lines); crash != nil {
+			if crash, _, _ := ScanConsole(lines); crash != nil {
 				t.Errorf("false crash in a recorded %s: %s", v.Outcome, crash.Line)
 			}
 			if v.Outcome != Hang {
 				return
 			}
-			class, primary := classify(v.Stuck)
+			class, primary := Classify(v.Stuck)
 			if class != v.Classification || primary.PID != v.StuckTask.PID {
 				t.Errorf("classify: got %s pid %d, recorded %s pid %d", class, primary.PID, v.Classification, v.StuckTask.PID)
 			}
-			if _, _, hung := scanConsole(lines); v.HangProof.HungTaskReport {
+			if _, _, hung := ScanConsole(lines); v.HangProof.HungTaskReport {
 				if _, ok := hung[v.StuckTask.PID]; !ok {
 					t.Errorf("khungtaskd's report on pid %d not found in the console (%v)", v.StuckTask.PID, hung)
 				}

@@ -47,7 +47,7 @@ func TestParamsValidate(t *testing.T) {
 			t.Errorf("accepted %+v", p)
 		}
 	}
-	d := Params{}.withDefaults()
+	d := Params{}.WithDefaults()
 	if d.QueueSize != 4 || d.NumQueues != 1 || d.ThrottleBps != 2<<20 || d.WriteMB != 48 || d.CPUs != 2 {
 		t.Fatalf("defaults drifted from the DESIGN recipe: %+v", d)
 	}
@@ -62,7 +62,7 @@ task 60 240 blk_mq_get_tag sh
 task 21 31 device_release_driver_internal irq/24-pciehp
 task 7 1012 blk_mq_get_tag kworker/u2:0+flush-254:0
 `
-	st, err := parseProbe(out)
+	st, err := ParseProbe(out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,15 +72,15 @@ task 7 1012 blk_mq_get_tag kworker/u2:0+flush-254:0
 	if st.DTasks[21].Comm != "irq/24-pciehp" || st.DTasks[60].WChan != "blk_mq_get_tag" || st.DTasks[60].CtxtSwitches[1] != 240 {
 		t.Fatalf("tasks: %+v", st.DTasks)
 	}
-	if st.Uptime != 5430*time.Millisecond {
+	if st.Uptime != Duration(5430*time.Millisecond) {
 		t.Fatalf("uptime %s", st.Uptime)
 	}
-	st, err = parseProbe("dev present\ntrig none\nstat none\nup 1.00\n")
+	st, err = ParseProbe("dev present\ntrig none\nstat none\nup 1.00\n")
 	if err != nil || !st.DevicePresent || st.Completions != "" {
 		t.Fatalf("got %+v %v", st, err)
 	}
 	for _, bad := range []string{"dev present\n", "dev present\ntrig none\nstat none\n", "dev present\ntrig none\nstat none\nup x\n"} {
-		if _, err := parseProbe(bad); err == nil {
+		if _, err := ParseProbe(bad); err == nil {
 			t.Errorf("accepted a bad probe %q", bad)
 		}
 	}
@@ -100,7 +100,7 @@ func TestClassify(t *testing.T) {
 		{[]Task{sync, pciehpDG}, "pciehp-del_gendisk", 21},
 		{[]Task{sync}, "other-d-state", 66},
 	} {
-		class, primary := classify(tc.tasks)
+		class, primary := Classify(tc.tasks)
 		if class != tc.class || primary.PID != tc.pid {
 			t.Errorf("got %s/%d, want %s/%d", class, primary.PID, tc.class, tc.pid)
 		}
@@ -119,7 +119,7 @@ func TestScanConsole(t *testing.T) {
 	} {
 		j.Append(l)
 	}
-	crash, warns, hung := scanConsole(j.Snapshot())
+	crash, warns, hung := ScanConsole(j.Snapshot())
 	if crash == nil || !strings.HasPrefix(crash.Line, "BUG: kernel NULL pointer") || !strings.Contains(crash.Text, "#PF") {
 		t.Fatalf("crash: %+v", crash)
 	}
@@ -132,14 +132,14 @@ func TestScanConsole(t *testing.T) {
 	clean := journal.New[string]()
 	clean.Append("[ 1.0] I/O error, dev vda, sector 9152 op 0x1:(WRITE)")
 	clean.Append("[ 1.0] YANK-T0 trigger=sync pid=60")
-	if crash, warns, _ := scanConsole(clean.Snapshot()); crash != nil || len(warns) != 0 {
+	if crash, warns, _ := ScanConsole(clean.Snapshot()); crash != nil || len(warns) != 0 {
 		t.Fatalf("false positive: %+v %+v", crash, warns)
 	}
 }
 
 func TestVerdictJSON(t *testing.T) {
 	v := Verdict{Outcome: Hang, Classification: "unbind-del_gendisk", RequestedOffset: Duration(2 * time.Second),
-		StuckTask: &Task{PID: 60, Comm: "sh", WChan: "blk_mq_get_tag"}, Params: Params{}.withDefaults()}
+		StuckTask: &Task{PID: 60, Comm: "sh", WChan: "blk_mq_get_tag"}, Params: Params{}.WithDefaults()}
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)

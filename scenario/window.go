@@ -138,9 +138,9 @@ func (e *WindowEvidence) String() string {
 	return fmt.Sprintf("%s (want %s): %s", hit, e.Want, e.Reason)
 }
 
-// judgeWindow decides whether the cut at guest time cut landed inside w,
+// JudgeWindow decides whether the cut at guest time cut landed inside w,
 // from the samples (any order). Pure: table-tested in window_test.go.
-func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence {
+func JudgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence {
 	e := &WindowEvidence{Want: w, Samples: len(samples)}
 	ss := slices.Clone(samples)
 	slices.SortFunc(ss, func(a, b Sample) int { return int(a.GuestTime - b.GuestTime) })
@@ -209,9 +209,9 @@ func judgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 
 var samplePattern = regexp.MustCompile(`YANK-S n=(\d+) trig=(\S+) in=(\S+) wchan=(\S+) dirty=(\d+) wb=(\d+) inflight=(\S+) dev=(\S+)`)
 
-// parseSamples reads YANK-S lines (dmesg output, or console lines of
+// ParseSamples reads YANK-S lines (dmesg output, or console lines of
 // trials recorded before the samples left the console).
-func parseSamples(lines []string) []Sample {
+func ParseSamples(lines []string) []Sample {
 	var out []Sample
 	for _, l := range lines {
 		stamp, text, ok := printkStamp(l)
@@ -255,18 +255,28 @@ var (
 	t1Pattern           = regexp.MustCompile(`YANK-T1 rc=(\d+)`)
 )
 
-// removalPathPattern is the console line that proves the guest took the
-// removal path the scenario asked for.
-func removalPathPattern(r Removal) *regexp.Regexp {
-	if r == RemovalGraceful {
-		return buttonPathPattern
+// TriggerMarker is printed to /dev/kmsg right before the trigger's
+// action ("YANK-T0 trigger=unbind pid=N"), so time zero comes from the
+// console, not from the agent's exec; "YANK-T1 rc=N" follows the action.
+const TriggerMarker = "YANK-T0"
+
+// MarkerPID reads the pid from a "YANK-T0 trigger=x pid=N" line.
+func MarkerPID(line string) (int, bool) {
+	_, rest, ok := strings.Cut(line, "pid=")
+	if !ok {
+		return 0, false
 	}
-	return surprisePathPattern
+	f := strings.Fields(rest)
+	if len(f) == 0 {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(f[0])
+	return pid, err == nil && pid > 0
 }
 
-// guestTimes reads the milestones' printk stamps off the console. hostCut
+// ReadGuestTimes reads the milestones' printk stamps off the console. hostCut
 // is the host time of the cut (zero: no removal yet).
-func guestTimes(lines []journal.Entry[string], removal Removal, hostCut time.Time) GuestTimes {
+func ReadGuestTimes(lines []journal.Entry[string], removal Removal, hostCut time.Time) GuestTimes {
 	var g GuestTimes
 	var t0Host time.Time
 	dur := func(d time.Duration) *Duration { v := Duration(d); return &v }
@@ -277,7 +287,7 @@ func guestTimes(lines []journal.Entry[string], removal Removal, hostCut time.Tim
 			continue
 		}
 		switch {
-		case g.T0 == nil && strings.Contains(text, triggerMarker+" "):
+		case g.T0 == nil && strings.Contains(text, TriggerMarker+" "):
 			g.T0, t0Host = dur(stamp), l.Time
 		case g.T0 != nil && g.T1 == nil && t1Pattern.MatchString(text):
 			rc, _ := strconv.Atoi(t1Pattern.FindStringSubmatch(text)[1])

@@ -47,7 +47,7 @@ func TestJudgeWindow(t *testing.T) {
 		{"idle control, unbound", idle, []Sample{sample(ms(1990), "none", "-", 0, "0/0", "present")}, ms(2000), false, "not bound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := judgeWindow(tc.w, tc.samples, tc.cut)
+			e := JudgeWindow(tc.w, tc.samples, tc.cut)
 			if e.Hit != tc.hit || !strings.Contains(e.Reason, tc.reason) {
 				t.Fatalf("hit=%v reason=%q, want hit=%v reason containing %q", e.Hit, e.Reason, tc.hit, tc.reason)
 			}
@@ -90,7 +90,7 @@ func entries(lines ...string) []journal.Entry[string] {
 func lines(l ...string) []string { return l }
 
 func TestParseSamples(t *testing.T) {
-	got := parseSamples(lines(
+	got := ParseSamples(lines(
 		"[    3.071930] YANK-S n=15 trig=running in=del_gendisk wchan=folio_wait_bit_common dirty=45824 wb=36 inflight=0/4 dev=present",
 		"[    3.092830] pcieport 0000:00:02.0: pciehp: Slot(1): Card not present",
 		"YANK-S n=16 trig=running in=- wchan=- dirty=1 wb=0 inflight=- dev=gone", // no stamp: not placeable
@@ -117,7 +117,7 @@ func TestGuestTimes(t *testing.T) {
 	add(0, "[    2.088751] YANK-T0 trigger=unbind pid=68")
 	add(1005*time.Millisecond, "[    3.092830] pcieport 0000:00:02.0: pciehp: Slot(1): Card not present")
 	add(1300*time.Millisecond, "[    3.352910] YANK-T1 rc=1")
-	g := guestTimes(j.Snapshot(), RemovalSurprise, host.Add(1004*time.Millisecond))
+	g := ReadGuestTimes(j.Snapshot(), RemovalSurprise, host.Add(1004*time.Millisecond))
 	if g.T0 == nil || g.T1 == nil || g.Removal == nil || g.Cut == nil || g.TriggerRC == nil {
 		t.Fatalf("missing milestones: %+v", g)
 	}
@@ -129,14 +129,14 @@ func TestGuestTimes(t *testing.T) {
 		t.Errorf("cut %s order %q", *g.Cut, g.Order)
 	}
 	// A late estimate is clamped to the guest's own removal line.
-	g = guestTimes(j.Snapshot(), RemovalSurprise, host.Add(1010*time.Millisecond))
+	g = ReadGuestTimes(j.Snapshot(), RemovalSurprise, host.Add(1010*time.Millisecond))
 	if time.Duration(*g.Cut) != 3092830*time.Microsecond {
 		t.Errorf("unclamped cut %s", *g.Cut)
 	}
-	if g := guestTimes(j.Snapshot(), RemovalGraceful, host); g.Removal != nil {
+	if g := ReadGuestTimes(j.Snapshot(), RemovalGraceful, host); g.Removal != nil {
 		t.Errorf("a surprise line proved a graceful removal: %+v", g)
 	}
-	if g := guestTimes(entries("[ 1.000000] no marker"), RemovalSurprise, host); g.T0 != nil || g.Cut != nil {
+	if g := ReadGuestTimes(entries("[ 1.000000] no marker"), RemovalSurprise, host); g.T0 != nil || g.Cut != nil {
 		t.Errorf("times without a T0: %+v", g)
 	}
 }
@@ -149,7 +149,7 @@ func TestMarkerPID(t *testing.T) {
 		"YANK-T0 trigger=sync pid=x":                   0,
 		"YANK-T0 trigger=sync":                         0,
 	} {
-		pid, ok := markerPID(line)
+		pid, ok := MarkerPID(line)
 		if pid != want || ok != (want > 0) {
 			t.Errorf("%q: got %d %v, want %d", line, pid, ok, want)
 		}

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/yank-dev/yank/engine"
 	"github.com/yank-dev/yank/images"
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/scenario"
@@ -192,13 +193,18 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 		skip("guest image: %v", err)
 		return
 	}
+	guest := engine.Guest{Name: short(step.Commit), Kernel: k.BzImage, Initrd: img.Path, Release: k.Release}
+	trials, err := engine.Plan(scenario.Matrix{Scenarios: []scenario.Scenario{sc}, Offsets: []time.Duration{time.Duration(step.Offset)}, Repeats: step.Trials},
+		[]engine.Guest{guest}, scenario.Params{})
+	if err != nil {
+		skip("trial: %v", err)
+		return
+	}
 	clean := 0
-	for i := 1; i <= step.Trials; i++ {
-		v, err := scenario.Run(ctx, scenario.Trial{
-			Scenario: sc, Params: scenario.Params{Offset: time.Duration(step.Offset)},
-			KernelName: short(step.Commit), Kernel: k.BzImage, Initrd: img.Path,
-			Artifacts: filepath.Join(step.Dir, fmt.Sprintf("trial-%d", i)),
-		})
+	for i, t := range trials {
+		i++
+		// Sequential, and the first HANG ends the step: it is bad.
+		v, err := engine.RunOne(ctx, nil, t, step.Dir, nil)
 		if err != nil {
 			skip("trial: %v", err)
 			return

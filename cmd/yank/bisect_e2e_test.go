@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/kernels"
 )
 
@@ -20,6 +21,7 @@ import (
 // and checks that `git bisect run yank bisect-run` lands on the planting
 // commit, skipping the one that does not build.
 func TestBisectFindsThePlantedHang(t *testing.T) {
+	e2e.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	yank := buildYank(t)

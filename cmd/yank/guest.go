@@ -5,27 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/yank-dev/yank/images"
 	"github.com/yank-dev/yank/kernels"
 )
-
-type guest struct {
-	name, kernel, initrd string
-}
-
-// prepareGuest resolves a kernel spec (building it if needed) and the
-// image that fits it.
-func prepareGuest(ctx context.Context, spec kernels.Spec, progress io.Writer) (guest, error) {
-	k, err := spec.Resolve(ctx, "", progress)
-	if err != nil {
-		return guest{}, err
-	}
-	img, err := images.ForKernel(ctx, k.ModulesDir)
-	if err != nil {
-		return guest{}, fmt.Errorf("guest image: %w", err)
-	}
-	return guest{name: spec.Name, kernel: k.BzImage, initrd: img.Path}, nil
-}
 
 // parseKernels reads a -kernels list and checks, before anything is built,
 // that every series applies to its base.

@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/engine"
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/scenario"
 )
 
 // runMatrixCmd runs `yank run` in-process and returns its rows.
-func runMatrixCmd(t *testing.T, args ...string) []MatrixRow {
+func runMatrixCmd(t *testing.T, args ...string) []engine.Row {
 	t.Helper()
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
@@ -26,7 +28,7 @@ func runMatrixCmd(t *testing.T, args ...string) []MatrixRow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct{ Rows []MatrixRow }
+	var m struct{ Rows []engine.Row }
 	b, err := os.ReadFile(filepath.Join(dir, "matrix.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +40,7 @@ func runMatrixCmd(t *testing.T, args ...string) []MatrixRow {
 }
 
 // outcomes maps "kernel scenario" to the outcomes of its trials.
-func outcomes(rows []MatrixRow) map[string][]scenario.Outcome {
+func outcomes(rows []engine.Row) map[string][]scenario.Outcome {
 	m := map[string][]scenario.Outcome{}
 	for _, r := range rows {
 		k := r.Kernel + " " + r.Verdict.Scenario
@@ -83,6 +85,7 @@ func writeBuiltinSeries(t *testing.T, variant string) (dir, mbox string) {
 // kernel: unbind-race PASS with the window hit (deterministic on the fixed
 // kernel), surprise-io PASS or MISSED (never HANG, CRASH or INFRA-ERROR).
 func TestUserSeriesEqualsBuiltin(t *testing.T) {
+	e2e.Require(t)
 	dir, mbox := writeBuiltinSeries(t, "rfc-v3-virtio")
 	ctx := context.Background()
 	builtin, err := kernels.Resolve(ctx, "rfc-v3-virtio", testLog{t})
@@ -140,6 +143,7 @@ func TestUserSeriesEqualsBuiltin(t *testing.T) {
 // fails `yank run` before anything is built, naming the file, the mail's
 // subject and the hunk; an unknown base names the known variants.
 func TestBadKernelSpecsFailBeforeAnyBuild(t *testing.T) {
+	e2e.Require(t)
 	dir, _ := writeBuiltinSeries(t, "rfc-v3-virtio")
 	// Break the second patch's second hunk: its context no longer matches.
 	p2 := filepath.Join(dir, "0002-virtio_pci-report-surprise-removal-to-the-virtio-cor.patch")
@@ -192,6 +196,7 @@ func TestBadKernelSpecsFailBeforeAnyBuild(t *testing.T) {
 // stock-6.12's surprise-io is a race: any judged outcome but CRASH or
 // INFRA-ERROR.
 func TestLinux612(t *testing.T) {
+	e2e.Require(t)
 	rows := runMatrixCmd(t, "-kernels", "stock-6.12,rfc-v3-virtio-6.12", "-scenarios", "unbind-race,surprise-io", "-offsets", "2s")
 	got := outcomes(rows)
 	want := map[string][]scenario.Outcome{

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/yank-dev/yank/engine"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/machine/libvirt"
 )
@@ -47,7 +48,7 @@ func libvirtCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	rows, err := RunMatrix(ctx, MatrixConfig{Pool: p, Trials: trials, Dir: dir, Progress: progress, Log: stderr})
+	rows, err := engine.Run(ctx, engine.Config{Pool: p, Trials: trials, Dir: dir, Progress: progress, Log: stderr})
 	if err != nil {
 		return err
 	}

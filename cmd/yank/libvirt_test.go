@@ -3,181 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/yank-dev/yank/kernels"
-	"github.com/yank-dev/yank/machine"
-	"github.com/yank-dev/yank/machine/libvirt"
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/machine/libvirt/libvirttest"
-	"github.com/yank-dev/yank/scenario"
 )
-
-// These tests start their own libvirtd (libvirttest, as root) and run a
-// matrix over two connections to it: its unix socket and its loopback TCP
-// listener, each host with capacity 1.
-
-type tlog struct{ t testing.TB }
-
-func (w tlog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func matrixTrials(t *testing.T, names []string, offsets []time.Duration) []MatrixTrial {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
-	defer cancel()
-	start := time.Now()
-	g, err := prepareGuest(ctx, kernels.Spec{Name: "stock", Variant: "stock"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stock kernel and image ready in %s", time.Since(start).Round(time.Millisecond))
-	var trials []MatrixTrial
-	for i, n := range names {
-		sc, err := scenario.Lookup(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		trials = append(trials, MatrixTrial{KernelName: g.name, Kernel: g.kernel, Initrd: g.initrd, Scenario: sc,
-			Params: scenario.Params{Offset: offsets[i]}, Rep: 1})
-	}
-	return trials
-}
-
-func TestLibvirtMatrixOverTwoConnections(t *testing.T) {
-	d := libvirttest.Start(t)
-	unix, err := libvirt.Parse(d.UnixURI() + "#1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := libvirt.Parse(d.TCPURI() + "#1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := machine.NewPool(machine.PoolMember{Backend: unix}, machine.PoolMember{Backend: tcp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// unbind-race, not surprise-io, is the HANG row: two guests share the
-	// two cores here, and surprise-io's no-unbind race can be missed under
-	// load (TestLibvirtScenariosMatchLocal runs surprise-io alone).
-	trials := matrixTrials(t,
-		[]string{"unbind-race", "graceful-io", "surprise-idle", "surprise-idle"},
-		[]time.Duration{2 * time.Second, 2 * time.Second, 0, 0})
-	want := []scenario.Outcome{scenario.Hang, scenario.Pass, scenario.Pass, scenario.Pass}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	start := time.Now()
-	rows, err := RunMatrix(ctx, MatrixConfig{Pool: pool, Trials: trials, Dir: dir, Log: tlog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("matrix of %d trials over 2 connections took %s", len(rows), time.Since(start).Round(time.Second))
-	var table bytes.Buffer
-	WriteMatrixTable(&table, rows)
-	t.Logf("\n%s", table.String())
-	hosts := map[string]int{}
-	for i, r := range rows {
-		hosts[r.Host]++
-		if r.Verdict.Outcome != want[i] {
-			t.Errorf("row %d (%s on %s): %s, want %s: %s", i, r.Verdict.Scenario, r.Host, r.Verdict.Outcome, want[i], r.Verdict.Reason)
-		}
-	}
-	if hosts[unix.Name()] == 0 || hosts[tcp.Name()] == 0 {
-		t.Errorf("trials not spread over both connections: %v", hosts)
-	}
-	var report struct{ Rows []map[string]any }
-	b, err := os.ReadFile(filepath.Join(dir, "matrix.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &report); err != nil || len(report.Rows) != len(trials) {
-		t.Fatalf("matrix.json: %d rows, err %v", len(report.Rows), err)
-	}
-	if txt, err := os.ReadFile(filepath.Join(dir, "matrix.txt")); err != nil || !strings.Contains(string(txt), "host "+tcp.Name()) {
-		t.Fatalf("matrix.txt lacks per-host totals: %v\n%s", err, txt)
-	}
-	if n := d.QEMUCount(); n != 0 {
-		t.Errorf("%d QEMU processes left on the daemon", n)
-	}
-}
-
-// TestLibvirtConnectionDropMidRun cuts one host's connection while a trial
-// runs on it: that trial is INFRA-ERROR, libvirtd destroys its domain
-// (autodestroy), the host is skipped afterwards and the rest of the matrix
-// passes on the other host.
-func TestLibvirtConnectionDropMidRun(t *testing.T) {
-	d := libvirttest.Start(t)
-	proxy, err := libvirttest.NewProxy(d.TCPAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	unix, err := libvirt.Parse(d.UnixURI())
-	if err != nil {
-		t.Fatal(err)
-	}
-	flaky, err := libvirt.Parse("qemu+tcp://" + proxy.Addr() + "/system")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := machine.NewPool(machine.PoolMember{Backend: unix}, machine.PoolMember{Backend: flaky})
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := []string{"surprise-idle", "surprise-idle", "surprise-idle", "surprise-idle"}
-	trials := matrixTrials(t, names, make([]time.Duration, len(names)))
-	var cutOnce sync.Once
-	for i := range trials {
-		trials[i].Hooks.AfterTrigger = func(m *machine.Machine) {
-			if m.Backend.Name() == flaky.Name() {
-				cutOnce.Do(func() {
-					t.Logf("cutting the connection to %s", flaky.Name())
-					proxy.Cut()
-				})
-			}
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	rows, err := RunMatrix(ctx, MatrixConfig{Pool: pool, Trials: trials, Dir: t.TempDir(), Log: tlog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var table bytes.Buffer
-	WriteMatrixTable(&table, rows)
-	t.Logf("\n%s", table.String())
-	infra, pass := 0, 0
-	for _, r := range rows {
-		switch {
-		case r.Verdict.Outcome == scenario.InfraError && r.Host == flaky.Name():
-			infra++
-			t.Logf("dropped trial: %s", r.Verdict.Reason)
-		case r.Verdict.Outcome == scenario.Pass && r.Host == unix.Name():
-			pass++
-		default:
-			t.Errorf("unexpected row: %s on %s: %s", r.Verdict.Outcome, r.Host, r.Verdict.Reason)
-		}
-	}
-	if infra != 1 || pass != len(rows)-1 {
-		t.Fatalf("want 1 INFRA-ERROR on the cut host and %d PASS on the other, got %d and %d", len(rows)-1, infra, pass)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for d.QEMUCount() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d QEMU processes left on the daemon after the drop", d.QEMUCount())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 func TestLibvirtCmdFlags(t *testing.T) {
 	ctx := context.Background()
@@ -202,6 +35,7 @@ func TestLibvirtCmdFlags(t *testing.T) {
 
 // TestLibvirtCmd runs `yank libvirt` itself over both connections.
 func TestLibvirtCmd(t *testing.T) {
+	e2e.Require(t)
 	d := libvirttest.Start(t)
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/yank-dev/yank/engine"
 	"github.com/yank-dev/yank/machine"
 )
 
@@ -31,7 +32,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	rows, err := RunMatrix(ctx, MatrixConfig{Pool: pool, Trials: trials, Dir: dir, Progress: progress, Log: stderr})
+	rows, err := engine.Run(ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Progress: progress, Log: stderr})
 	if err != nil {
 		return err
 	}

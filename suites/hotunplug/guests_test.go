@@ -10,23 +10,16 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/yank-dev/yank/engine"
 
 	"github.com/onsi/ginkgo/v2/types"
-	"github.com/yank-dev/yank/images"
 )
-
-// guest is a resolved kernel and the image that fits it.
-type guest struct {
-	Kernel  string `json:"kernel"` // bzImage
-	Initrd  string `json:"initrd"`
-	Release string `json:"release,omitempty"`
-}
 
 // shared is what process 1 hands every parallel process.
 type shared struct {
-	Artifacts string           `json:"artifacts"` // root of the evidence tree
-	TempRoot  bool             `json:"temp_root"` // created by the suite: keep only failures' evidence
-	Guests    map[string]guest `json:"guests"`    // by kernel name
+	Artifacts string                  `json:"artifacts"` // root of the evidence tree
+	TempRoot  bool                    `json:"temp_root"` // created by the suite: keep only failures' evidence
+	Guests    map[string]engine.Guest `json:"guests"`    // by kernel name
 }
 
 var run shared
@@ -49,7 +42,7 @@ func neededKernels() []string {
 // process 1; a kernel that cannot be resolved or built fails the whole
 // suite: a matrix missing a kernel would look green for the wrong reason.
 var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
-	s := shared{Artifacts: cfg.artifacts, Guests: map[string]guest{}}
+	s := shared{Artifacts: cfg.artifacts, Guests: map[string]engine.Guest{}}
 	if s.Artifacts == "" {
 		dir, err := os.MkdirTemp("", "yank-suite-")
 		Expect(err).NotTo(HaveOccurred())
@@ -77,12 +70,10 @@ var _ = SynchronizedBeforeSuite(func(ctx SpecContext) []byte {
 		}
 		By("resolving kernel " + k.Name)
 		start := time.Now()
-		a, err := k.Spec.Resolve(ctx, "", GinkgoWriter)
-		Expect(err).NotTo(HaveOccurred(), "kernel %s (%s) could not be resolved or built; fix it or leave it out of -yank.kernels", k.Name, k.Ref())
-		img, err := images.ForKernel(ctx, a.ModulesDir)
-		Expect(err).NotTo(HaveOccurred(), "guest image for kernel %s", k.Name)
-		s.Guests[k.Name] = guest{Kernel: a.BzImage, Initrd: img.Path, Release: a.Release}
-		GinkgoWriter.Printf("kernel %s: %s (%s) + %s, ready in %s\n", k.Name, a.BzImage, a.Release, img.Path, time.Since(start).Round(time.Second))
+		g, err := engine.Prepare(ctx, k.Spec, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred(), "kernel %s (%s) could not be resolved or built, or its image made; fix it or leave it out of -yank.kernels", k.Name, k.Ref())
+		s.Guests[k.Name] = g
+		GinkgoWriter.Printf("kernel %s: %s (%s) + %s, ready in %s\n", k.Name, g.Kernel, g.Release, g.Initrd, time.Since(start).Round(time.Second))
 	}
 	AddReportEntry("yank.seed", cfg.opts.Seed)
 	AddReportEntry("yank.artifacts", s.Artifacts)

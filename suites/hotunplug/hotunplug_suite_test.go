@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/suites/internal/judge"
 	"github.com/yank-dev/yank/suites/plan"
 )
@@ -46,5 +47,7 @@ func TestHotunplug(t *testing.T) {
 	if !chosen && !cfg.matrix && !suiteConfig.DryRun {
 		suiteConfig.LabelFilter = smokeFilter
 	}
+	// The knobs are checked above in every lane; the trials boot guests.
+	e2e.Require(t)
 	RunSpecs(t, fmt.Sprintf("hotunplug (seed %d)", cfg.opts.Seed), suiteConfig, reporterConfig)
 }

@@ -11,6 +11,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/yank-dev/yank/engine"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/internal/judge"
@@ -44,7 +45,8 @@ var _ = Describe("hot-unplug", func() {
 func runTrial(ctx SpecContext, t plan.Trial) {
 	g, ok := run.Guests[t.Kernel.Name]
 	Expect(ok).To(BeTrue(), "kernel %s was not prepared in SynchronizedBeforeSuite", t.Kernel.Name)
-	dir := filepath.Join(run.Artifacts, plan.LabelSafe(t.Kernel.Name), t.Scenario.Name, fmt.Sprintf("%s-r%d", t.Nominal, t.Repeat))
+	et := engine.Trial{Planned: t.Planned(), Guest: g}
+	dir := et.Dir(run.Artifacts)
 	if run.TempRoot {
 		// Evidence of passed trials in a temp root is litter; failures keep it.
 		DeferCleanup(func() {
@@ -63,11 +65,7 @@ func runTrial(ctx SpecContext, t plan.Trial) {
 		DeferCleanup(release)
 		backend = b
 	}
-	v, err := scenario.Run(ctx, scenario.Trial{
-		Scenario: t.Scenario, Params: scenario.Params{Offset: t.Offset},
-		KernelName: t.Kernel.Name, Kernel: g.Kernel, Initrd: g.Initrd, Artifacts: dir, Progress: p,
-		Backend: backend,
-	})
+	v, err := engine.RunOne(ctx, backend, et, run.Artifacts, p)
 	Expect(err).NotTo(HaveOccurred(), "the trial could not start")
 
 	rec := report.Record{

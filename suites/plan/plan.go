@@ -6,8 +6,6 @@ package plan
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/yank-dev/yank/kernels"
@@ -39,16 +37,6 @@ func ParseKernels(list string) ([]Kernel, error) {
 	return out, nil
 }
 
-// LabelSafe replaces the characters Ginkgo labels may not hold.
-func LabelSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if strings.ContainsRune("&|!,()/ :", r) {
-			return '_'
-		}
-		return r
-	}, s)
-}
-
 // Options are the knobs.
 type Options struct {
 	Kernels   []Kernel
@@ -64,7 +52,8 @@ type Options struct {
 	Fallback expect.Class // expectations for kernels missing from the manifest
 }
 
-// Trial is one planned spec.
+// Trial is one planned spec: a trial of the matrix (scenario.Matrix
+// expands it, as for `yank run`) with the kernel's expectation.
 type Trial struct {
 	Kernel   Kernel
 	Scenario scenario.Scenario
@@ -74,6 +63,11 @@ type Trial struct {
 	Expect   expect.Expectation
 	Class    expect.Class
 	Smoke    bool
+}
+
+// Planned is the trial as the matrix planned it (engine.RunOne runs it).
+func (t Trial) Planned() scenario.Planned {
+	return scenario.Planned{Kernel: t.Kernel.Name, Scenario: t.Scenario, Nominal: t.Nominal, Offset: t.Offset, Repeat: t.Repeat}
 }
 
 // Name is the spec text: unique and stable for a given set of knobs.
@@ -90,7 +84,7 @@ func (t Trial) Name() string {
 // for the CI subset.
 func (t Trial) Labels() []string {
 	l := []string{
-		"kernel:" + LabelSafe(t.Kernel.Name),
+		"kernel:" + scenario.SafeName(t.Kernel.Name),
 		"scenario:" + t.Scenario.Name,
 		"removal:" + string(t.Scenario.Removal),
 		"offset:" + t.Nominal.String(),
@@ -110,49 +104,34 @@ func (t Trial) Labels() []string {
 // that share a code location by their text, so an order set here would be
 // lost).
 func Build(o Options) ([]Trial, error) {
-	if o.Repeats < 1 {
-		return nil, fmt.Errorf("repeats %d: want at least 1", o.Repeats)
-	}
-	if len(o.Kernels) == 0 {
-		return nil, fmt.Errorf("no kernels given")
-	}
 	m := o.Manifest
 	if m == nil {
 		m = expect.Default
 	}
-	var trials []Trial
+	matrix := scenario.Matrix{Scenarios: o.Scenarios, Offsets: o.Offsets, Repeats: o.Repeats, Jitter: o.Jitter, Seed: o.Seed}
+	byName := map[string]Kernel{}
 	for _, k := range o.Kernels {
+		byName[k.Name] = k
+		matrix.Kernels = append(matrix.Kernels, k.Name)
+	}
+	planned, err := matrix.Expand()
+	if err != nil {
+		return nil, err
+	}
+	var trials []Trial
+	for _, p := range planned {
 		class := o.Fallback
-		if mk, ok := m.Kernels[k.Name]; ok {
+		if mk, ok := m.Kernels[p.Kernel]; ok {
 			class = mk.Expect
 		}
 		if class == "" {
 			class = expect.None
 		}
-		for _, sc := range o.Scenarios {
-			offsets := o.Offsets
-			if len(offsets) == 0 {
-				for _, d := range sc.Offsets {
-					offsets = append(offsets, time.Duration(d))
-				}
-			}
-			for _, off := range offsets {
-				for r := 1; r <= o.Repeats; r++ {
-					trials = append(trials, Trial{
-						Kernel: k, Scenario: sc, Nominal: off, Offset: off, Repeat: r, Class: class,
-						Expect: m.For(k.Name, o.Fallback, sc.Name, off),
-						Smoke:  m.IsSmoke(k.Name, sc.Name, off),
-					})
-				}
-			}
-		}
-	}
-	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x79616e6b)) // "yank"
-	for i := range trials {
-		if o.Jitter > 0 {
-			j := time.Duration(rng.Int64N(int64(2*o.Jitter)+1)) - o.Jitter
-			trials[i].Offset = max(0, trials[i].Nominal+j).Round(time.Millisecond)
-		}
+		trials = append(trials, Trial{
+			Kernel: byName[p.Kernel], Scenario: p.Scenario, Nominal: p.Nominal, Offset: p.Offset, Repeat: p.Repeat, Class: class,
+			Expect: m.For(p.Kernel, o.Fallback, p.Scenario.Name, p.Nominal),
+			Smoke:  m.IsSmoke(p.Kernel, p.Scenario.Name, p.Nominal),
+		})
 	}
 	return trials, nil
 }

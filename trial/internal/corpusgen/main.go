@@ -1,7 +1,7 @@
 // Command corpusgen captures real guest consoles for scenario's console
 // scanner tests (scenario/testdata/console, read by corpus_test.go).
 //
-//	go run ./scenario/internal/corpusgen [-kernel stock] [-out scenario/testdata/console] [-only lkdtm-bug,...] [-v]
+//	go run ./trial/internal/corpusgen [-kernel stock] [-out scenario/testdata/console] [-only lkdtm-bug,...] [-v]
 //
 // Each capture boots one guest (machine.HotplugGuest, 2 vCPUs as trials
 // use; one guest at a time), mounts debugfs, sets
@@ -16,7 +16,7 @@
 // Each file starts with a header of "# key: value" comment lines, a blank
 // line, then the console lines:
 //
-//	# captured: go run ./scenario/internal/corpusgen (kernel stock, linux-source-6.1 6.1.192, QEMU TCG) on 2026-12-01
+//	# captured: go run ./trial/internal/corpusgen (kernel stock, linux-source-6.1 6.1.192, QEMU TCG) on 2026-12-01
 //	# lkdtm: BUG
 //	# want-crash: kernel BUG at drivers/misc/lkdtm/bugs.c:78!
 //	# want-warnings: 0
@@ -441,7 +441,7 @@ func (g gen) write(c capture, m *machine.Machine, lines []journal.Entry[string],
 		return "", fmt.Errorf("%w\nconsole:\n%s", err, strings.Join(text, "\n"))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "# captured: go run ./scenario/internal/corpusgen (kernel %s, %s, QEMU %s) on %s\n",
+	fmt.Fprintf(&b, "# captured: go run ./trial/internal/corpusgen (kernel %s, %s, QEMU %s) on %s\n",
 		g.kernelName, kernelDesc(g.k), strings.ToUpper(string(m.Accel)), time.Now().UTC().Format("2006-01-02"))
 	if c.lkdtm != "" {
 		fmt.Fprintf(&b, "# lkdtm: %s\n", c.lkdtm)

@@ -1,4 +1,4 @@
-package scenario_test
+package trial_test
 
 import (
 	"context"
@@ -6,13 +6,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/trial"
 )
 
 // BenchmarkHangDetection runs unbind-race at +2 s on the stock kernel and
 // reports the median time from the slot power cut to the HANG verdict
 // (target: under 5 s under TCG).
 func BenchmarkHangDetection(b *testing.B) {
+	e2e.Require(b)
 	kernel, initrd := guestForB(b, "stock")
 	sc, err := scenario.Lookup("unbind-race")
 	if err != nil {
@@ -21,7 +24,7 @@ func BenchmarkHangDetection(b *testing.B) {
 	var lat []time.Duration
 	for i := 0; i < b.N; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		v, err := scenario.Run(ctx, scenario.Trial{Scenario: sc, Params: scenario.Params{Offset: 2 * time.Second},
+		v, err := trial.Run(ctx, trial.Trial{Scenario: sc, Params: scenario.Params{Offset: 2 * time.Second},
 			KernelName: "stock", Kernel: kernel, Initrd: initrd})
 		cancel()
 		if err != nil {

@@ -1,4 +1,4 @@
-package scenario_test
+package trial_test
 
 import (
 	"context"
@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/yank-dev/yank/guestagent"
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/trial"
 )
 
 // A real kernel crash right after the cut must be CRASH with the kernel's
@@ -19,6 +21,7 @@ import (
 // written to debugfs by a guest shell through the agent: the oops kills
 // that shell, the guest runs on.
 func TestCrashAfterRemoval(t *testing.T) {
+	e2e.Require(t)
 	kernel, initrd := guestFor(t, "stock")
 	sc, err := scenario.Lookup("surprise-idle")
 	if err != nil {
@@ -26,7 +29,7 @@ func TestCrashAfterRemoval(t *testing.T) {
 	}
 	const direct = "/sys/kernel/debug/provoke-crash/DIRECT"
 	var hookErr error
-	hooks := scenario.Hooks{AfterRemoval: func(m *machine.Machine) {
+	hooks := trial.Hooks{AfterRemoval: func(m *machine.Machine) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		res, err := m.Agent.RunShell(ctx, "[ -e "+direct+" ] || mount -t debugfs none /sys/kernel/debug; grep -qx BUG "+direct)
@@ -42,7 +45,7 @@ func TestCrashAfterRemoval(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "artifacts")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	v, err := scenario.Run(ctx, scenario.Trial{
+	v, err := trial.Run(ctx, trial.Trial{
 		Scenario: sc, KernelName: "stock", Kernel: kernel, Initrd: initrd,
 		Artifacts: dir, Progress: testLog{t}, Hooks: hooks,
 	})

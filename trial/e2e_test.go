@@ -1,4 +1,4 @@
-package scenario_test
+package trial_test
 
 import (
 	"context"
@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/yank-dev/yank/guestagent"
 	"github.com/yank-dev/yank/images"
+	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/kernels"
-	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/machine/machinetest"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/trial"
 )
 
 // guestFor returns the kernel and a fitting image for a variant, building
@@ -68,7 +69,7 @@ func runTrialParams(t *testing.T, variant, name string, p scenario.Params) scena
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	v, err := scenario.Run(ctx, scenario.Trial{
+	v, err := trial.Run(ctx, trial.Trial{
 		Scenario: sc, Params: p, KernelName: variant,
 		Kernel: kernel, Initrd: initrd, Artifacts: dir, Progress: testLog{t},
 	})
@@ -100,6 +101,7 @@ var knownBad = []expectation{
 }
 
 func TestScenariosOnKnownBadKernels(t *testing.T) {
+	e2e.Require(t)
 	for _, variant := range []string{"stock", "rfc-v3"} {
 		for _, tc := range knownBad {
 			t.Run(variant+"/"+tc.name, func(t *testing.T) {
@@ -124,6 +126,7 @@ const surpriseIOTrials = 5
 // is HANG (pciehp under del_gendisk), PASS or MISSED, never CRASH or
 // INFRA-ERROR, and at least one window-hit trial of five hangs.
 func TestSurpriseIORate(t *testing.T) {
+	e2e.Require(t)
 	var outcomes []scenario.Outcome
 	for i := 1; i <= surpriseIOTrials; i++ {
 		v := runTrial(t, "stock", "surprise-io", 2*time.Second)
@@ -147,6 +150,7 @@ func TestSurpriseIORate(t *testing.T) {
 // every offset, on the same parameters that make the others hang, with
 // the cut proven inside the window.
 func TestScenariosOnFixedKernel(t *testing.T) {
+	e2e.Require(t)
 	var cases []expectation
 	for _, off := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
 		cases = append(cases, expectation{"unbind-race", off, scenario.Pass, ""})
@@ -169,6 +173,7 @@ func TestScenariosOnFixedKernel(t *testing.T) {
 // A cut after the unbind has finished tests nothing: MISSED on both
 // kernels, never PASS. 8 MiB flush in ~4 s at 2 MiB/s; the cut is at 9 s.
 func TestLateCutIsMissed(t *testing.T) {
+	e2e.Require(t)
 	for _, variant := range []string{"stock", "rfc-v3-virtio"} {
 		t.Run(variant, func(t *testing.T) {
 			v := runTrialParams(t, variant, "unbind-race", scenario.Params{Offset: 9 * time.Second, WriteMB: 8})
@@ -195,6 +200,7 @@ func TestLateCutIsMissed(t *testing.T) {
 // called hung, nor a hung one passed. The known-bad kernel is HANG or
 // MISSED, the fixed one PASS or MISSED, neither INFRA-ERROR.
 func TestUnderHostLoad(t *testing.T) {
+	e2e.Require(t)
 	guestFor(t, "stock")
 	guestFor(t, "rfc-v3-virtio")
 	stop := busyLoops(t, 2)
@@ -273,30 +279,23 @@ func checkVerdict(t *testing.T, v scenario.Verdict, offset time.Duration) {
 }
 
 func TestInfraFailuresAreNeverPassOrHang(t *testing.T) {
+	e2e.Require(t)
 	kernel, initrd := guestFor(t, "stock")
 	sc, _ := scenario.Lookup("surprise-idle")
-	for name, hooks := range map[string]scenario.Hooks{
-		"qemu killed before the removal": {AfterTrigger: func(m *machine.Machine) { m.Kill() }},
-		"qemu killed after the removal":  {AfterRemoval: func(m *machine.Machine) { m.Kill() }},
+	// The faults are machinetest's, shared with the libvirt backend's
+	// TestLibvirtInfraFailuresAreNeverPassOrHang.
+	for name, hooks := range map[string]trial.Hooks{
+		"qemu killed before the removal": {AfterTrigger: machinetest.Kill},
+		"qemu killed after the removal":  {AfterRemoval: machinetest.Kill},
 		// The guest prints nothing on the console any more, so pciehp's
 		// "Card not present" never shows: the removal is not proven.
-		"removal path never logged": {AfterTrigger: func(m *machine.Machine) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			m.Agent.RunShell(ctx, "echo 0 > /proc/sys/kernel/printk")
-		}},
-		"agent silent after the removal": {AfterRemoval: func(m *machine.Machine) {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			// Freeze qemu-ga inside the guest: the agent socket stays
-			// open but nothing answers.
-			m.Agent.Exec(ctx, guestagent.Background("kill -STOP $(pidof qemu-ga)", "/dev/null"))
-		}},
+		"removal path never logged":      {AfterTrigger: machinetest.SilenceConsole},
+		"agent silent after the removal": {AfterRemoval: machinetest.FreezeAgent},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			v, err := scenario.Run(ctx, scenario.Trial{Scenario: sc, KernelName: "stock", Kernel: kernel, Initrd: initrd,
+			v, err := trial.Run(ctx, trial.Trial{Scenario: sc, KernelName: "stock", Kernel: kernel, Initrd: initrd,
 				Artifacts: t.TempDir(), Hooks: hooks})
 			if err != nil {
 				t.Fatal(err)
@@ -312,13 +311,13 @@ func TestInfraFailuresAreNeverPassOrHang(t *testing.T) {
 func TestBadTrialInput(t *testing.T) {
 	sc, _ := scenario.Lookup("surprise-idle")
 	ctx := context.Background()
-	for name, tr := range map[string]scenario.Trial{
+	for name, tr := range map[string]trial.Trial{
 		"missing kernel":   {Scenario: sc, Kernel: "/nonexistent/bzImage", Initrd: "/etc/hostname"},
 		"offset too large": {Scenario: sc, Kernel: "/etc/hostname", Initrd: "/etc/hostname", Params: scenario.Params{Offset: time.Hour}},
 		"invalid scenario": {Scenario: scenario.Scenario{Name: "x", Trigger: "reboot"}, Kernel: "/etc/hostname", Initrd: "/etc/hostname"},
 		"negative offset":  {Scenario: sc, Kernel: "/etc/hostname", Initrd: "/etc/hostname", Params: scenario.Params{Offset: -time.Second}},
 	} {
-		if _, err := scenario.Run(ctx, tr); err == nil {
+		if _, err := trial.Run(ctx, tr); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else {
 			t.Logf("%s: %v", name, err)

@@ -1,4 +1,4 @@
-package scenario
+package trial
 
 import (
 	"context"
@@ -7,19 +7,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/yank-dev/yank/guestagent"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/qmp"
+	"github.com/yank-dev/yank/scenario"
 )
 
 // Trial is one run of a scenario on one kernel.
 type Trial struct {
-	Scenario   Scenario
-	Params     Params
+	Scenario   scenario.Scenario
+	Params     scenario.Params
 	KernelName string // for reports: a variant name or a path
 	Kernel     string // bzImage
 	Initrd     string // yank image that fits the kernel
@@ -29,7 +29,7 @@ type Trial struct {
 	Progress  io.Writer // one line per phase; nil = quiet
 	Hooks     Hooks
 	// Backend runs the guest: nil is a local QEMU process, a
-	// *machine.Libvirt a transient domain on a libvirtd.
+	// *libvirt.Backend a transient domain on a libvirtd.
 	Backend machine.Backend
 }
 
@@ -46,26 +46,26 @@ const diskID = "disk0"
 // Run runs one trial. It returns an error only for bad input (nothing was
 // started); every failure after that is an INFRA-ERROR verdict, never PASS
 // or HANG.
-func Run(ctx context.Context, t Trial) (Verdict, error) {
+func Run(ctx context.Context, t Trial) (scenario.Verdict, error) {
 	if err := t.Scenario.Validate(); err != nil {
-		return Verdict{}, err
+		return scenario.Verdict{}, err
 	}
 	if err := t.Params.Validate(); err != nil {
-		return Verdict{}, fmt.Errorf("scenario %s: %w", t.Scenario.Name, err)
+		return scenario.Verdict{}, fmt.Errorf("scenario %s: %w", t.Scenario.Name, err)
 	}
 	for what, p := range map[string]string{"kernel": t.Kernel, "initrd": t.Initrd} {
 		if _, err := os.Stat(p); err != nil {
-			return Verdict{}, fmt.Errorf("trial %s: %s %q: %w", t.Scenario.Name, what, p, err)
+			return scenario.Verdict{}, fmt.Errorf("trial %s: %s %q: %w", t.Scenario.Name, what, p, err)
 		}
 	}
 	if t.Artifacts != "" {
 		if err := os.MkdirAll(t.Artifacts, 0o700); err != nil {
-			return Verdict{}, fmt.Errorf("artifacts dir: %w", err)
+			return scenario.Verdict{}, fmt.Errorf("artifacts dir: %w", err)
 		}
 	}
 	r, err := newRunner(t)
 	if err != nil {
-		return Verdict{}, err
+		return scenario.Verdict{}, err
 	}
 	defer r.close()
 	r.run(ctx)
@@ -75,8 +75,8 @@ func Run(ctx context.Context, t Trial) (Verdict, error) {
 // runner holds one trial's state.
 type runner struct {
 	t       Trial
-	p       Params
-	v       Verdict
+	p       scenario.Params
+	v       scenario.Verdict
 	log     *slog.Logger
 	logF    *os.File
 	notes   []hostNote
@@ -94,6 +94,10 @@ type runner struct {
 	// once the verdict needs them (nil: not read yet).
 	samples    []string
 	samplesErr error
+	// probes are every look at the guest after the removal, in order
+	// (probes.jsonl: what scenario.Decide decided from).
+	probes   []scenario.Probe
+	windowEv *scenario.WindowEvidence // judged once the guest settled
 }
 
 type hostNote struct {
@@ -102,10 +106,10 @@ type hostNote struct {
 }
 
 func newRunner(t Trial) (*runner, error) {
-	r := &runner{t: t, p: t.Params.withDefaults()}
-	r.v = Verdict{
+	r := &runner{t: t, p: t.Params.WithDefaults()}
+	r.v = scenario.Verdict{
 		Scenario: t.Scenario.Name, Kernel: t.KernelName, Params: r.p,
-		RequestedOffset: Duration(r.p.Offset), Started: time.Now(), Artifacts: t.Artifacts,
+		RequestedOffset: scenario.Duration(r.p.Offset), Started: time.Now(), Artifacts: t.Artifacts,
 	}
 	var w io.Writer = io.Discard
 	if t.Artifacts != "" {
@@ -139,10 +143,10 @@ func (r *runner) note(format string, args ...any) {
 
 // infra ends the trial as INFRA-ERROR.
 func (r *runner) infra(format string, args ...any) {
-	r.decide(InfraError, fmt.Sprintf(format, args...))
+	r.decide(scenario.InfraError, fmt.Sprintf(format, args...))
 }
 
-func (r *runner) decide(o Outcome, reason string) {
+func (r *runner) decide(o scenario.Outcome, reason string) {
 	if r.v.Outcome != "" {
 		return
 	}
@@ -151,16 +155,16 @@ func (r *runner) decide(o Outcome, reason string) {
 
 // overrule replaces an earlier verdict: a crash seen after a HANG was
 // decided (the HANG's evidence stays in the verdict).
-func (r *runner) overrule(o Outcome, reason string) {
+func (r *runner) overrule(o scenario.Outcome, reason string) {
 	r.note("verdict %s overruled", r.v.Outcome)
 	r.setOutcome(o, reason)
 }
 
-func (r *runner) setOutcome(o Outcome, reason string) {
+func (r *runner) setOutcome(o scenario.Outcome, reason string) {
 	r.v.Outcome, r.v.Reason = o, reason
 	r.v.Timeline.Decided = time.Now()
 	if !r.v.Timeline.Removal.IsZero() {
-		r.v.DetectionLatency = Duration(r.v.Timeline.Decided.Sub(r.v.Timeline.Removal))
+		r.v.DetectionLatency = scenario.Duration(r.v.Timeline.Decided.Sub(r.v.Timeline.Removal))
 	}
 	r.note("verdict %s: %s", o, reason)
 }
@@ -250,7 +254,7 @@ ls /sys/bus/pci/devices/%s/virtio*/block/
 		r.infra("guest setup: no single block device under %s: %q", r.bdf, out)
 		return false
 	}
-	if r.t.Scenario.Removal == RemovalSurprise {
+	if r.t.Scenario.Removal == scenario.RemovalSurprise {
 		if r.cut, err = qmp.PrepareSurprise(ctx, r.m.QMP, diskID); err != nil {
 			r.infra("preparing the surprise removal: %v", err)
 			return false
@@ -263,14 +267,14 @@ ls /sys/bus/pci/devices/%s/virtio*/block/
 func (r *runner) load(ctx context.Context) bool {
 	var err error
 	switch r.t.Scenario.IO {
-	case IOBuffered:
+	case scenario.IOBuffered:
 		// Hold the disk open so dd's close does not flush: the dirty pages
 		// stay in the page cache until the trigger or del_gendisk writes
 		// them back.
 		if _, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("exec sleep 2147483647 < /dev/%s", r.disk), "/run/yank/holder.log")); err == nil {
 			_, err = r.guest(ctx, "buffered write", fmt.Sprintf("dd if=/dev/zero of=/dev/%s bs=1M count=%d 2>&1", r.disk, r.p.WriteMB), 2*time.Minute)
 		}
-	case IODirect:
+	case scenario.IODirect:
 		_, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("while dd if=/dev/zero of=/dev/%s bs=64k count=16 oflag=direct; do :; done", r.disk), "/run/yank/direct.log"))
 	}
 	if err != nil {
@@ -282,16 +286,12 @@ func (r *runner) load(ctx context.Context) bool {
 	return true
 }
 
-// triggerMarker is printed to /dev/kmsg right before the trigger's action,
-// so the host timestamps time zero from the console, not from exec.
-const triggerMarker = "YANK-T0"
-
 func (r *runner) trigger(ctx context.Context) bool {
 	var action string
 	switch r.t.Scenario.Trigger {
-	case TriggerUnbind:
+	case scenario.TriggerUnbind:
 		action = fmt.Sprintf("echo %s > /sys/bus/pci/drivers/virtio-pci/unbind", r.bdf)
-	case TriggerSync:
+	case scenario.TriggerSync:
 		action = "sync"
 	default:
 		action = ":"
@@ -304,7 +304,7 @@ func (r *runner) trigger(ctx context.Context) bool {
 echo $$ > /run/yank/trigger.pid
 echo "%s trigger=%s pid=$$" > /dev/kmsg
 %s
-echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
+echo "YANK-T1 rc=$?" > /dev/kmsg`, scenario.TriggerMarker, r.t.Scenario.Trigger, action)
 	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.Window.TriggerIn), "/run/yank/sampler.log")); err != nil {
 		r.infra("starting the guest sampler: %v", err)
 		return false
@@ -316,13 +316,13 @@ echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
 	}
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	e, err := r.m.Console.Wait(wctx, mark, triggerMarker)
+	e, err := r.m.Console.Wait(wctx, mark, scenario.TriggerMarker)
 	if err != nil {
-		r.infra("trigger marker %s never reached the console: %v", triggerMarker, err)
+		r.infra("trigger marker %s never reached the console: %v", scenario.TriggerMarker, err)
 		return false
 	}
 	r.v.Timeline.Trigger = e.Time
-	pid, ok := markerPID(e.Item)
+	pid, ok := scenario.MarkerPID(e.Item)
 	if !ok {
 		r.infra("trigger marker without a pid: %q", e.Item)
 		return false
@@ -333,20 +333,6 @@ echo "YANK-T1 rc=$?" > /dev/kmsg`, triggerMarker, r.t.Scenario.Trigger, action)
 		r.t.Hooks.AfterTrigger(r.m)
 	}
 	return true
-}
-
-// markerPID reads the pid from a "YANK-T0 trigger=x pid=N" line.
-func markerPID(line string) (int, bool) {
-	_, rest, ok := strings.Cut(line, "pid=")
-	if !ok {
-		return 0, false
-	}
-	f := strings.Fields(rest)
-	if len(f) == 0 {
-		return 0, false
-	}
-	pid, err := strconv.Atoi(f[0])
-	return pid, err == nil && pid > 0
 }
 
 // stopSampler asks the in-guest sampler to end (bounded: the agent may be
@@ -389,7 +375,7 @@ func (r *runner) remove(ctx context.Context) *removalState {
 	}
 	rs := &removalState{done: make(chan struct{})}
 	switch r.t.Scenario.Removal {
-	case RemovalSurprise:
+	case scenario.RemovalSurprise:
 		res, err := r.cut.Fire(ctx)
 		if res.Cut.IsZero() {
 			r.infra("surprise removal failed: %v", err)
@@ -397,7 +383,7 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		}
 		r.v.Timeline.Removal = res.Cut
 		r.cutStopped = res.Stopped
-		r.v.Removal = &RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted}
+		r.v.Removal = &scenario.RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted}
 		rs.err, rs.deleted = err, res.Deleted
 		close(rs.done)
 		if err != nil {
@@ -405,10 +391,10 @@ func (r *runner) remove(ctx context.Context) *removalState {
 			return nil
 		}
 		r.note("slot power cut on %s (vCPUs paused %s)", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond))
-	case RemovalGraceful:
+	case scenario.RemovalGraceful:
 		issued := time.Now()
 		r.v.Timeline.Removal, r.cutStopped = issued, issued
-		r.v.Removal = &RemovalInfo{Kind: "graceful", Stopped: issued, Issued: issued}
+		r.v.Removal = &scenario.RemovalInfo{Kind: "graceful", Stopped: issued, Issued: issued}
 		// Deleted is copied into the verdict by observe, after done.
 		go func() {
 			defer close(rs.done)
@@ -417,7 +403,7 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		}()
 		r.note("device_del %s sent", diskID)
 	}
-	r.v.AchievedOffset = Duration(r.v.Timeline.Removal.Sub(r.v.Timeline.Trigger))
+	r.v.AchievedOffset = scenario.Duration(r.v.Timeline.Removal.Sub(r.v.Timeline.Trigger))
 	if r.t.Hooks.AfterRemoval != nil {
 		r.t.Hooks.AfterRemoval(r.m)
 	}

@@ -1,4 +1,4 @@
-package scenario
+package trial
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/scenario"
 )
 
 // Evidence files in a trial's artifacts dir:
@@ -23,26 +24,29 @@ import (
 //	timeline.log   host notes, QMP events and console lines merged by time
 //	stacks.txt     stacks of the stuck tasks (HANG) or the crash text
 //	samples.log    the in-guest sampler's YANK-S lines (from dmesg)
+//	probes.jsonl   every probe after the removal (scenario.Probe): with
+//	               console.log and events.jsonl, what the verdict was
+//	               decided from (scenario's decide_test replays them)
 
-func (r *runner) finish() Verdict {
+func (r *runner) finish() scenario.Verdict {
 	if r.v.Outcome == "" {
 		r.infra("internal error: trial ended without a verdict")
 	}
 	if r.m != nil {
-		r.v.Guest = guestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
-		if r.v.Window == nil && r.v.Outcome != InfraError {
+		r.v.Guest = scenario.ReadGuestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
+		if r.v.Window == nil && r.v.Outcome != scenario.InfraError {
 			// A CRASH's guest may still answer; bounded either way.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			r.v.Window = r.window(ctx)
 			cancel()
 		}
-		if rc := r.v.Guest.TriggerRC; rc != nil && *rc != 0 && r.t.Scenario.Trigger != TriggerNone {
+		if rc := r.v.Guest.TriggerRC; rc != nil && *rc != 0 && r.t.Scenario.Trigger != scenario.TriggerNone {
 			// An unbind that returned an error did not run the race.
 			r.v.Reason += fmt.Sprintf(" [the %s trigger exited %d: see trigger.log]", r.t.Scenario.Trigger, *rc)
 		}
 	}
 	r.v.Timeline.Completed = time.Now()
-	r.v.Duration = Duration(r.v.Timeline.Completed.Sub(r.v.Started))
+	r.v.Duration = scenario.Duration(r.v.Timeline.Completed.Sub(r.v.Started))
 	if r.t.Artifacts != "" {
 		if err := r.writeEvidence(); err != nil {
 			r.log.Error("writing evidence", "err", err)
@@ -104,9 +108,22 @@ func (r *runner) writeEvidence() error {
 		}
 		// On the timeline at the host time they map to through T0.
 		if t0, t0Host := r.v.Guest.T0, r.v.Guest.T0Host; t0 != nil && !t0Host.IsZero() {
-			for _, s := range parseSamples(r.samples) {
+			for _, s := range scenario.ParseSamples(r.samples) {
 				entries = append(entries, timelineEntry{t0Host.Add(time.Duration(s.GuestTime) - time.Duration(*t0)), "sample", s.String()})
 			}
+		}
+	}
+	var probes strings.Builder
+	for _, p := range r.probes {
+		line, err := json.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("probe: %w", err)
+		}
+		probes.Write(append(line, '\n'))
+	}
+	if len(r.probes) > 0 {
+		if err := os.WriteFile(filepath.Join(dir, "probes.jsonl"), []byte(probes.String()), 0o600); err != nil {
+			return err
 		}
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].t.Before(entries[j].t) })

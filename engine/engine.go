@@ -1,0 +1,98 @@
+// Package engine runs trial matrices, the one place where trials are
+// planned and run: it prepares each kernel (building it as needed) with
+// the image that fits it, expands a scenario.Matrix into trials over
+// those guests, runs them on a machine.Pool (the local QEMU backend is a
+// pool of one, libvirt hosts a pool of many), writes every trial's
+// evidence under one layout (scenario.Planned.Dir) and returns the rows
+// with per-cell rates. `yank run`, `yank libvirt`, `yank bisect-run` and
+// the Ginkgo suites all run trials through it.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/yank-dev/yank/images"
+	"github.com/yank-dev/yank/kernels"
+	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/trial"
+)
+
+// Guest is a resolved kernel and the guest image that fits it.
+type Guest struct {
+	Name    string `json:"name"`   // as reports show it
+	Kernel  string `json:"kernel"` // bzImage
+	Initrd  string `json:"initrd"`
+	Release string `json:"release,omitempty"`
+}
+
+// Prepare resolves a kernel spec (building it if needed, with progress on
+// w) and makes the image that fits it.
+func Prepare(ctx context.Context, spec kernels.Spec, w io.Writer) (Guest, error) {
+	k, err := spec.Resolve(ctx, "", w)
+	if err != nil {
+		return Guest{}, err
+	}
+	img, err := images.ForKernel(ctx, k.ModulesDir)
+	if err != nil {
+		return Guest{}, fmt.Errorf("guest image for kernel %s: %w", spec.Name, err)
+	}
+	return Guest{Name: spec.Name, Kernel: k.BzImage, Initrd: img.Path, Release: k.Release}, nil
+}
+
+// Trial is a planned trial with the guest it boots.
+type Trial struct {
+	scenario.Planned
+	Guest  Guest
+	Params scenario.Params // Offset comes from Planned.Offset
+	Hooks  trial.Hooks     // yank's own fault-injection tests only
+}
+
+// Plan expands the matrix over prepared guests (the matrix's kernels are
+// the guests' names; it must not name its own). params are the knobs
+// every trial shares.
+func Plan(m scenario.Matrix, guests []Guest, params scenario.Params) ([]Trial, error) {
+	if len(m.Kernels) > 0 {
+		return nil, fmt.Errorf("engine.Plan: the matrix names kernels; they come from the guests")
+	}
+	byName := map[string]Guest{}
+	for _, g := range guests {
+		if _, dup := byName[g.Name]; dup {
+			return nil, fmt.Errorf("kernel %s given twice (name one of them NAME=SPEC)", g.Name)
+		}
+		byName[g.Name] = g
+		m.Kernels = append(m.Kernels, g.Name)
+	}
+	planned, err := m.Expand()
+	if err != nil {
+		return nil, err
+	}
+	var out []Trial
+	for _, p := range planned {
+		out = append(out, Trial{Planned: p, Guest: byName[p.Kernel], Params: params})
+	}
+	return out, nil
+}
+
+// Name is the trial's name in logs: kernel, scenario, offset and repeat.
+func (t Trial) Name() string {
+	return fmt.Sprintf("%s %s +%s r%d", t.Kernel, t.Scenario.Name, t.Offset, t.Repeat)
+}
+
+// RunOne runs one trial on backend (nil: a local QEMU process) with its
+// evidence in t.Dir(root) (root "": evidence only in the verdict). It
+// fails only on bad input; everything after the start is in the verdict.
+func RunOne(ctx context.Context, backend machine.Backend, t Trial, root string, progress io.Writer) (scenario.Verdict, error) {
+	p := t.Params
+	p.Offset = t.Offset
+	dir := ""
+	if root != "" {
+		dir = t.Dir(root)
+	}
+	return trial.Run(ctx, trial.Trial{
+		Scenario: t.Scenario, Params: p, KernelName: t.Kernel, Kernel: t.Guest.Kernel, Initrd: t.Guest.Initrd,
+		Artifacts: dir, Progress: progress, Hooks: t.Hooks, Backend: backend,
+	})
+}

@@ -1,0 +1,130 @@
+package libvirt_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/yank-dev/yank/images"
+	"github.com/yank-dev/yank/internal/e2e"
+	"github.com/yank-dev/yank/kernels"
+	"github.com/yank-dev/yank/machine"
+	"github.com/yank-dev/yank/machine/libvirt"
+	"github.com/yank-dev/yank/machine/libvirt/libvirttest"
+	"github.com/yank-dev/yank/machine/machinetest"
+	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/trial"
+)
+
+// Trials (package trial) on libvirt: the same verdicts as locally, and
+// infrastructure faults that are never PASS or HANG.
+
+// stockOnLibvirt starts a private libvirtd and returns a backend on it
+// with the stock kernel (cached build) and its image.
+func stockOnLibvirt(t *testing.T) (d *libvirttest.Daemon, b *libvirt.Backend, kernel, initrd string) {
+	t.Helper()
+	d = libvirttest.Start(t)
+	b, err := libvirt.Parse(d.UnixURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, initrd = stockGuest(t)
+	return d, b, kernel, initrd
+}
+
+// stockGuest returns the stock kernel (cached build) and its image.
+func stockGuest(t *testing.T) (kernel, initrd string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	k, err := kernels.Resolve(ctx, "stock", nil)
+	if err != nil {
+		t.Fatalf("kernel stock: %v", err)
+	}
+	img, err := images.ForKernel(ctx, k.ModulesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.BzImage, img.Path
+}
+
+// TestLibvirtScenariosMatchLocal runs surprise-io and graceful-io on the
+// stock kernel through libvirt and locally: same verdicts.
+func TestLibvirtScenariosMatchLocal(t *testing.T) {
+	e2e.Require(t)
+	d, b, kernel, initrd := stockOnLibvirt(t)
+	for _, tc := range []struct {
+		name   string
+		offset time.Duration
+		want   scenario.Outcome
+		class  string
+	}{
+		{"surprise-io", 2 * time.Second, scenario.Hang, "pciehp-del_gendisk"},
+		{"graceful-io", 2 * time.Second, scenario.Pass, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := scenario.Lookup(tc.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]scenario.Verdict{}
+			for _, be := range []machine.Backend{b, machine.Local} {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				v, err := trial.Run(ctx, trial.Trial{
+					Scenario: sc, Params: scenario.Params{Offset: tc.offset}, KernelName: "stock",
+					Kernel: kernel, Initrd: initrd, Artifacts: filepath.Join(t.TempDir(), "artifacts"),
+					Progress: machinetest.Writer{TB: t}, Backend: be,
+				})
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s: %s", be.Name(), v.String())
+				if v.Outcome != tc.want || v.Classification != tc.class {
+					t.Errorf("%s: got %s/%s, want %s/%s", be.Name(), v.Outcome, v.Classification, tc.want, tc.class)
+				}
+				if achieved := time.Duration(v.AchievedOffset); achieved < tc.offset || achieved > tc.offset+500*time.Millisecond {
+					t.Errorf("%s: achieved offset %s, requested %s", be.Name(), achieved, tc.offset)
+				}
+				for _, f := range []string{"verdict.json", "timeline.log", "console.log", "events.jsonl", "host.log", "qemu.log"} {
+					if _, err := os.Stat(filepath.Join(v.Artifacts, f)); err != nil {
+						t.Errorf("%s: evidence %s missing: %v", be.Name(), f, err)
+					}
+				}
+				got[be.Name()] = v
+			}
+			waitNoQEMU(t, d)
+		})
+	}
+}
+
+// TestLibvirtInfraFailuresAreNeverPassOrHang: the scenario fault injections
+// of scenario's e2e tests, on libvirt: the domain destroyed before or after
+// the removal, the agent frozen after it.
+func TestLibvirtInfraFailuresAreNeverPassOrHang(t *testing.T) {
+	e2e.Require(t)
+	d, b, kernel, initrd := stockOnLibvirt(t)
+	sc, _ := scenario.Lookup("surprise-idle")
+	for name, hooks := range map[string]trial.Hooks{
+		"domain destroyed before the removal": {AfterTrigger: machinetest.Kill},
+		"domain destroyed after the removal":  {AfterRemoval: machinetest.Kill},
+		"agent silent after the removal":      {AfterRemoval: machinetest.FreezeAgent},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			v, err := trial.Run(ctx, trial.Trial{Scenario: sc, KernelName: "stock", Kernel: kernel, Initrd: initrd,
+				Artifacts: t.TempDir(), Hooks: hooks, Backend: b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Outcome != scenario.InfraError {
+				t.Fatalf("got %s (%s), want INFRA-ERROR", v.Outcome, v.Reason)
+			}
+			t.Logf("reason: %s", v.Reason)
+		})
+	}
+	waitNoQEMU(t, d)
+}

@@ -1,0 +1,241 @@
+package scenario
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/yank-dev/yank/journal"
+)
+
+// A synthetic trial for the rules: the removal at t0, a probe every
+// 250 ms whose guest clock keeps pace with the host's unless a case says
+// otherwise.
+var t0 = time.Date(2026, 12, 1, 0, 0, 10, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+// console is a guest console with T0 before the removal and, unless
+// noPath, pciehp's surprise-removal line 100 ms after it; extra lines are
+// appended at the given times.
+func console(noPath bool, extra ...journal.Entry[string]) []journal.Entry[string] {
+	j := journal.New[string]()
+	j.AppendAt(at(-2000), "[    3.000000] YANK-T0 trigger=unbind pid=68")
+	if !noPath {
+		j.AppendAt(at(100), "[    5.100000] pciehp 0000:00:02.0: pciehp: Slot(0): Card not present")
+	}
+	for _, e := range extra {
+		j.AppendAt(e.Time, e.Item)
+	}
+	return j.Snapshot()
+}
+
+func line(ms int, s string) journal.Entry[string] {
+	return journal.Entry[string]{Time: at(ms), Item: s}
+}
+
+// stuck is the unbind task in D state with a fixed switch count.
+func stuck(ctxt int64) map[int]Task {
+	return map[int]Task{68: {PID: 68, Comm: "sh", State: "D", WChan: "blk_mq_get_tag", CtxtSwitches: [2]int64{0, ctxt}}}
+}
+
+// probes makes n probes from +250 ms on, every 250 ms, with the guest
+// clock advancing guestStep per probe; state(i) gives each one's state.
+func probes(n int, guestStep time.Duration, state func(i int) GuestState) []Probe {
+	var out []Probe
+	for i := 0; i < n; i++ {
+		st := state(i)
+		st.Uptime = Duration(5*time.Second + time.Duration(i+1)*guestStep)
+		out = append(out, Probe{Host: at(250 * (i + 1)), State: &st, RemovalDone: true})
+	}
+	return out
+}
+
+func hung(int) GuestState {
+	return GuestState{DevicePresent: false, Trigger: "running", Completions: "1/711/4", DTasks: stuck(510)}
+}
+
+func quiet(int) GuestState { return GuestState{Trigger: "exited"} }
+
+func observed(ps []Probe, c []journal.Entry[string]) Observed {
+	sc, _ := Lookup("unbind-race")
+	return Observed{Scenario: sc, Params: Params{}.WithDefaults(), Removal: t0, CutStopped: t0, Probes: ps, Console: c}
+}
+
+func TestDecideRules(t *testing.T) {
+	p := Params{}.WithDefaults() // StallWindow 3 s, Settle 1 s, RemovalProof 5 s, Budget 90 s
+	failed := func(ms int) Probe { return Probe{Host: at(ms), Err: "guest-exec: timeout"} }
+	hit := &WindowEvidence{Samples: 40, Hit: true, Reason: "trigger in del_gendisk at the cut"}
+	for _, tc := range []struct {
+		name   string
+		o      Observed
+		want   Outcome
+		window bool // want NeedWindow
+		reason string
+	}{
+		{"no probe yet", observed(nil, console(false)), "", false, ""},
+		{"an oops beats everything", observed(probes(20, 250*time.Millisecond, quiet), console(false,
+			line(900, "[    5.900000] BUG: kernel NULL pointer dereference, address: 0000000000000008"))), Crash, false, "kernel reported: BUG: kernel NULL pointer dereference"},
+		{"an oops after the last probe does not count yet", func() Observed {
+			return observed(probes(2, 250*time.Millisecond, hung), console(false, line(9000, "[   14.000000] Oops: 0000 [#1] SMP")))
+		}(), "", false, ""},
+		{"GUEST_PANICKED", func() Observed {
+			o := observed(probes(2, 250*time.Millisecond, hung), console(false))
+			o.Events = []Event{{Time: at(300), Name: "GUEST_PANICKED"}}
+			return o
+		}(), Crash, false, "guest panicked"},
+		{"QEMU exited", func() Observed {
+			o := observed(probes(2, 250*time.Millisecond, hung), console(false))
+			o.QEMUExited = "signal: killed"
+			return o
+		}(), InfraError, false, "QEMU exited during the trial (signal: killed)"},
+		{"unreadable probe is yank's bug", observed([]Probe{{Host: at(250), Err: `probe output lacks "up"`, Unreadable: true}}, console(false)), InfraError, false, "unreadable guest probe"},
+		{"two failed probes: keep probing", observed(append(probes(2, 250*time.Millisecond, hung), failed(750), failed(1000)), console(false)), "", false, ""},
+		{"three failed probes: silent agent", observed(append(probes(2, 250*time.Millisecond, hung), failed(750), failed(1000), failed(1250)), console(false)), InfraError, false, "guest agent went silent"},
+		{"stuck 3 s on both clocks: HANG", observed(probes(13, 250*time.Millisecond, hung), console(false)), Hang, false, "did not run for 3s of guest time"},
+		{"stuck 2.75 s: not yet", observed(probes(12, 250*time.Millisecond, hung), console(false)), "", false, ""},
+		{"a starved guest's clock did not move 3 s: no HANG", observed(probes(40, 50*time.Millisecond, hung), console(false)), "", false, ""},
+		{"the task ran: the watch restarts", observed(probes(13, 250*time.Millisecond, func(i int) GuestState {
+			s := hung(i)
+			s.DTasks = stuck(510 + int64(i/7)) // ran once, at probe 7
+			return s
+		}), console(false)), "", false, ""},
+		{"I/O completes: no HANG", observed(probes(20, 250*time.Millisecond, func(i int) GuestState {
+			s := hung(i)
+			s.Completions = "1/" + string(rune('a'+i%26)) + "/4"
+			return s
+		}), console(false)), "", false, ""},
+		{"no removal path on the console: no HANG, and INFRA-ERROR after RemovalProof", observed(probes(21, 250*time.Millisecond, hung), console(true)), InfraError, false, "never logged the surprise removal path"},
+		{"quiet 1 s: judge the window", observed(probes(5, 250*time.Millisecond, quiet), console(false)), "", true, ""},
+		{"quiet 0.75 s: not settled", observed(probes(4, 250*time.Millisecond, quiet), console(false)), "", false, ""},
+		{"quiet, window hit: PASS", func() Observed {
+			o := observed(probes(5, 250*time.Millisecond, quiet), console(false))
+			o.Window = hit
+			return o
+		}(), Pass, false, "device removed, unbind trigger finished, no task stuck"},
+		{"quiet, window missed: MISSED", func() Observed {
+			o := observed(probes(5, 250*time.Millisecond, quiet), console(false))
+			o.Window = &WindowEvidence{Samples: 40, Hit: false, Reason: "trigger had exited at the cut"}
+			return o
+		}(), Missed, false, "the cut landed outside the unbind-race window: trigger had exited at the cut"},
+		{"quiet, sampler saw nothing: INFRA-ERROR", func() Observed {
+			o := observed(probes(5, 250*time.Millisecond, quiet), console(false))
+			o.Window = &WindowEvidence{Reason: "no samples"}
+			return o
+		}(), InfraError, false, "no window evidence: no samples"},
+		{"quiet but the host's removal failed: no PASS", observed(func() []Probe {
+			ps := probes(8, 250*time.Millisecond, quiet)
+			for i := range ps {
+				ps[i].RemovalErr = "DEVICE_DELETED not seen"
+			}
+			return ps
+		}(), console(false)), "", false, ""},
+		{"neither: INFRA-ERROR after the budget", observed(probes(int(p.Budget/(250*time.Millisecond))+1, 250*time.Millisecond, func(i int) GuestState {
+			return GuestState{DevicePresent: true, Trigger: "running", Completions: "1/" + string(rune('a'+i%26)) + "/4"}
+		}), console(false)), InfraError, false, "no verdict 1m30s after the removal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Decide(tc.o)
+			if d.Outcome != tc.want || d.NeedWindow != tc.window || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("got %q window=%v %q; want %q window=%v containing %q", d.Outcome, d.NeedWindow, d.Reason, tc.want, tc.window, tc.reason)
+			}
+			if d.Outcome == Hang && (len(d.Hang.Stuck) != 1 || d.Hang.Stuck[0].PID != 68 || d.Hang.Watches[68].Probes < minStallProbes) {
+				t.Fatalf("hang finding: %+v", d.Hang)
+			}
+		})
+	}
+}
+
+// TestDecideReplaysRecordedTrials feeds real trials' observations
+// (testdata/trials/*/probes.jsonl with their console and QMP events,
+// recorded by e2e runs) to Decide probe by probe: it must stay undecided
+// until the last recorded probe and then decide what the trial decided.
+func TestDecideReplaysRecordedTrials(t *testing.T) {
+	files, _ := filepath.Glob("testdata/trials/*/probes.jsonl")
+	seen := map[Outcome]int{}
+	for _, f := range files {
+		dir := filepath.Dir(f)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			var v Verdict
+			readJSON(t, filepath.Join(dir, "verdict.json"), &v)
+			sc, err := Lookup(v.Scenario)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps := readJSONL[Probe](t, f)
+			o := Observed{Scenario: sc, Params: v.Params, Removal: v.Timeline.Removal, CutStopped: v.Removal.Stopped,
+				Console: loadConsoleLog(t, filepath.Join(dir, "console.log")), Events: readJSONL[Event](t, filepath.Join(dir, "events.jsonl"))}
+			for i := 1; i <= len(ps); i++ {
+				o.Probes, o.Window = ps[:i], nil
+				d := Decide(o)
+				if d.NeedWindow {
+					g := ReadGuestTimes(o.Console, sc.Removal, o.CutStopped)
+					o.Window = JudgeWindow(sc.Window, ParseSamples(samplesOf(t, dir, o.Console)), time.Duration(*g.Cut))
+					d = Decide(o)
+				}
+				if d.Outcome == "" {
+					continue
+				}
+				if i != len(ps) || d.Outcome != v.Outcome {
+					t.Fatalf("decided %s at probe %d of %d; the trial decided %s at the last", d.Outcome, i, len(ps), v.Outcome)
+				}
+				seen[d.Outcome]++
+				switch d.Outcome {
+				case Hang:
+					if len(d.Hang.Stuck) != len(v.Stuck) {
+						t.Fatalf("stuck: %+v, recorded %+v", d.Hang.Stuck, v.Stuck)
+					}
+					if got := HangReason(d.Hang, *v.StuckTask); got != v.Reason {
+						t.Fatalf("reason:\n got %s\nwant %s", got, v.Reason)
+					}
+				default:
+					if d.Reason != v.Reason {
+						t.Fatalf("reason:\n got %s\nwant %s", d.Reason, v.Reason)
+					}
+				}
+				return
+			}
+			t.Fatalf("no decision after all %d probes; the trial decided %s", len(ps), v.Outcome)
+		})
+	}
+	for _, o := range []Outcome{Hang, Pass, Missed} {
+		if seen[o] == 0 {
+			t.Errorf("no recorded %s trial replayed (have %v)", o, seen)
+		}
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func readJSONL[T any](t *testing.T, path string) []T {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []T
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}

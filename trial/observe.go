@@ -1,0 +1,165 @@
+package trial
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/yank-dev/yank/scenario"
+)
+
+// observe probes the guest after the removal until scenario.Decide gives
+// a verdict. It only gathers evidence (probes, the console, QMP events,
+// the sampler's window) and acts on the decision: the rules are
+// scenario.Decide's.
+func (r *runner) observe(ctx context.Context, removed *removalState) {
+	for {
+		d := scenario.Decide(r.observed())
+		if d.NeedWindow {
+			r.windowEv = r.window(ctx)
+			d = scenario.Decide(r.observed())
+		}
+		if d.Outcome != "" {
+			r.conclude(ctx, d)
+			return
+		}
+		if ctx.Err() != nil {
+			r.infra("cancelled while observing: %v", ctx.Err())
+			return
+		}
+		if len(r.probes) > 0 {
+			select {
+			case <-time.After(r.p.ProbeInterval):
+			case <-ctx.Done():
+				continue
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		p := probe(pctx, r.m.Agent, r.bdf, r.disk)
+		cancel()
+		if done, err := removed.finished(); done {
+			p.RemovalDone = true
+			if err != nil {
+				p.RemovalErr = err.Error()
+			}
+			if r.v.Removal != nil && r.v.Removal.Deleted.IsZero() {
+				r.v.Removal.Deleted = removed.deleted
+			}
+		}
+		if p.State == nil {
+			r.log.Warn("probe failed", "err", p.Err)
+		}
+		r.probes = append(r.probes, p)
+	}
+}
+
+// observed is what the trial has seen so far, for scenario.Decide.
+func (r *runner) observed() scenario.Observed {
+	o := scenario.Observed{
+		Scenario: r.t.Scenario, Params: r.p, Removal: r.v.Timeline.Removal, CutStopped: r.cutStopped,
+		Probes: r.probes, Window: r.windowEv, Now: time.Now(),
+	}
+	if r.m == nil {
+		return o
+	}
+	if r.m.Exited() {
+		// Let the console drain: a panic message may still be arriving.
+		time.Sleep(200 * time.Millisecond)
+		o.QEMUExited = fmt.Sprint(r.m.ExitError())
+		o.Now = time.Now()
+	}
+	o.Console = r.m.Console.Lines(0)
+	for _, e := range r.m.QMP.EventJournal().Snapshot() {
+		o.Events = append(o.Events, scenario.Event{Time: e.Time, Name: e.Item.Event})
+	}
+	return o
+}
+
+// conclude records the decision, and for a HANG gathers the slower
+// evidence (stacks, sysrq-w, khungtaskd's report) after deciding, then
+// looks once more for a late crash.
+func (r *runner) conclude(ctx context.Context, d scenario.Decision) {
+	r.v.Warnings = d.Warnings
+	switch d.Outcome {
+	case scenario.Hang:
+		r.hang(ctx, d.Hang)
+		if late := scenario.Decide(r.observed()); late.Outcome == scenario.Crash {
+			r.v.Crash, r.v.Warnings = late.Crash, late.Warnings
+			r.overrule(scenario.Crash, late.Reason+" (after a HANG: "+r.v.Reason+")")
+		}
+	case scenario.Crash:
+		r.v.Crash = d.Crash
+		r.decide(d.Outcome, d.Reason)
+	case scenario.Pass, scenario.Missed:
+		r.v.Window = r.windowEv
+		r.decide(d.Outcome, d.Reason)
+	default:
+		r.decide(d.Outcome, d.Reason)
+	}
+}
+
+// window judges the sampler's looks around the cut (nil before any
+// removal).
+func (r *runner) window(ctx context.Context) *scenario.WindowEvidence {
+	if r.m == nil || r.cutStopped.IsZero() {
+		return nil
+	}
+	g := scenario.ReadGuestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
+	if g.Cut == nil {
+		return &scenario.WindowEvidence{Want: r.t.Scenario.Window, Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
+	}
+	lines, err := r.readSamples(ctx)
+	if err != nil {
+		return &scenario.WindowEvidence{Want: r.t.Scenario.Window, Reason: "the sampler's lines could not be read: " + err.Error()}
+	}
+	return scenario.JudgeWindow(r.t.Scenario.Window, scenario.ParseSamples(lines), time.Duration(*g.Cut))
+}
+
+// hang records a HANG: which task, where, its stack and the guest-side
+// proof, then gathers the slower evidence (sysrq-w, the hung-task report).
+func (r *runner) hang(ctx context.Context, f *scenario.HangFinding) {
+	tasks := append([]scenario.Task(nil), f.Stuck...)
+	for i := range tasks {
+		t := &tasks[i]
+		t.Stack, t.StackError = stackOf(ctx, r.m.Agent, t.PID)
+		t.Role = scenario.Role(*t, r.trigPID, r.t.Scenario.Trigger)
+	}
+	r.v.Stuck = tasks
+	class, primary := scenario.Classify(tasks)
+	r.v.Classification = class
+	r.v.StuckTask = primary
+	w := f.Watches[primary.PID]
+	proof := &scenario.HangProof{IOUnchanged: true, CtxtSwitchesUnchanged: true,
+		GuestClock: scenario.Duration(w.GuestClock), HostClock: scenario.Duration(w.HostClock), Probes: w.Probes}
+	r.v.HangProof = proof
+	r.decide(scenario.Hang, scenario.HangReason(f, *primary))
+	r.stopSampler(ctx)
+	r.v.Window = r.window(ctx)
+	r.collectHangEvidence(ctx, primary.PID)
+	proof.HungTaskReport = r.v.HungTaskReport
+}
+
+// collectHangEvidence asks for a blocked-task dump (sysrq-w) and waits,
+// bounded, for khungtaskd's report on the primary task.
+func (r *runner) collectHangEvidence(ctx context.Context, pid int) {
+	mark := r.m.Console.Mark()
+	if _, err := r.guest(ctx, "sysrq-w", "echo w > /proc/sysrq-trigger", 5*time.Second); err == nil {
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		if _, err := r.m.Console.Wait(wctx, mark, "Show Blocked State"); err != nil {
+			r.log.Warn("no sysrq-w dump on the console", "err", err)
+		}
+		cancel()
+	} else {
+		r.log.Warn("sysrq-w", "err", err)
+	}
+	wait := time.Duration(2*r.p.HungTaskTimeout+2) * time.Second
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	_, err := r.m.Console.WaitFunc(wctx, 0, func(s string) bool {
+		got, ok := scenario.HungTaskPID(s)
+		return ok && got == pid
+	})
+	r.v.HungTaskReport = err == nil
+	// Give the dump's trailing stack lines a moment to arrive.
+	time.Sleep(500 * time.Millisecond)
+}
