@@ -201,8 +201,8 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 		return
 	}
 	clean := 0
-	for i, t := range trials {
-		i++
+	for _, t := range trials {
+		i := t.Repeat
 		// Sequential, and the first HANG ends the step: it is bad.
 		v, err := engine.RunOne(ctx, nil, t, step.Dir, nil)
 		if err != nil {
