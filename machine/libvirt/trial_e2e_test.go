@@ -101,7 +101,7 @@ func TestLibvirtScenariosMatchLocal(t *testing.T) {
 }
 
 // TestLibvirtInfraFailuresAreNeverPassOrHang: the scenario fault injections
-// of scenario's e2e tests, on libvirt: the domain destroyed before or after
+// of trial's e2e tests (TestInfraFailuresAreNeverPassOrHang), on libvirt: the domain destroyed before or after
 // the removal, the agent frozen after it.
 func TestLibvirtInfraFailuresAreNeverPassOrHang(t *testing.T) {
 	e2e.Require(t)
