@@ -53,29 +53,6 @@ type RootPort struct {
 	Slot    int // unique per port; default index+1
 }
 
-// Disk is a virtio-blk-pci device on a root port, backed by a null-co
-// blockdev (no data, reads return zeroes) behind an optional throttle.
-type Disk struct {
-	ID        string // qdev id of the virtio-blk-pci device
-	Port      string // RootPort.ID it sits on
-	SizeMB    int    // default 1024
-	QueueSize int    // virtqueue size; 0 = QEMU default (256)
-	NumQueues int    // 0 = QEMU default
-	Throttle  Throttle
-}
-
-// Throttle limits I/O through a throttle-group. Zero means unlimited.
-type Throttle struct {
-	BpsWrite  int64
-	BpsRead   int64
-	IopsWrite int64
-	IopsRead  int64
-}
-
-func (t Throttle) enabled() bool {
-	return t.BpsWrite > 0 || t.BpsRead > 0 || t.IopsWrite > 0 || t.IopsRead > 0
-}
-
 // Paths are the files a running machine uses inside its runtime dir.
 type Paths struct {
 	Dir, QMP, Agent, Console, QEMULog, PIDFile string
@@ -129,6 +106,9 @@ func (s Spec) WithDefaults() Spec {
 	for i := range s.Disks {
 		if s.Disks[i].SizeMB == 0 {
 			s.Disks[i].SizeMB = 1024
+		}
+		if s.Disks[i].Kind == "" {
+			s.Disks[i].Kind = DiskVirtioBlk
 		}
 	}
 	return s
@@ -185,11 +165,15 @@ func (s Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("machine spec: disks %q and %q share root port %q (one device per hotplug slot)", other, d.ID, d.Port))
 		}
 		used[d.Port] = d.ID
-		if d.QueueSize < 0 || d.QueueSize&(d.QueueSize-1) != 0 || d.QueueSize > 1024 {
-			errs = append(errs, fmt.Errorf("machine spec: disk %q queue size %d must be a power of two up to 1024", d.ID, d.QueueSize))
+		errs = append(errs, d.validate()...)
+	}
+	// A virtio-scsi disk's scsi-hd takes a qdev id of its own.
+	for _, d := range s.Disks {
+		if d.Kind != DiskVirtioSCSI || d.ID == "" {
+			continue
 		}
-		if d.NumQueues < 0 {
-			errs = append(errs, fmt.Errorf("machine spec: disk %q num-queues %d is negative", d.ID, d.NumQueues))
+		if other, dup := ids[d.SCSIDiskID()]; dup {
+			errs = append(errs, fmt.Errorf("machine spec: virtio-scsi disk %q needs qdev id %q for its scsi-hd, which a %s uses", d.ID, d.SCSIDiskID(), other))
 		}
 	}
 	if s.MemoryMB < 0 || s.CPUs < 0 {
@@ -240,43 +224,13 @@ func (s Spec) Args(p Paths, accel Accel) []string {
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s,bus=pcie.0,chassis=%d,slot=%d", rp.ID, rp.Chassis, rp.Slot))
 	}
 	for _, d := range s.Disks {
-		backend, drive := d.BlockdevArgs()
+		backend, _ := d.BlockdevArgs()
 		a = append(a, backend...)
-		dev := fmt.Sprintf("virtio-blk-pci,id=%s,bus=%s,drive=%s", d.ID, d.Port, drive)
-		if d.QueueSize > 0 {
-			dev += fmt.Sprintf(",queue-size=%d", d.QueueSize)
+		for _, dev := range d.Devices(d.Port) {
+			a = append(a, "-device", dev.String())
 		}
-		if d.NumQueues > 0 {
-			dev += fmt.Sprintf(",num-queues=%d", d.NumQueues)
-		}
-		a = append(a, "-device", dev)
 	}
 	return append(a, s.ExtraArgs...)
-}
-
-// BlockdevArgs returns the -object/-blockdev arguments behind the disk
-// (null-co, optionally behind a throttle group) and the node name its
-// virtio-blk device uses as drive. Both backends pass these to QEMU as
-// they are: libvirt has no XML for null-co or throttle filters.
-func (d Disk) BlockdevArgs() (args []string, drive string) {
-	file := "null-" + d.ID
-	args = []string{"-blockdev", fmt.Sprintf("driver=null-co,node-name=%s,size=%d,read-zeroes=on", file, int64(d.SizeMB)<<20)}
-	if !d.Throttle.enabled() {
-		return args, file
-	}
-	group, node := "tg-"+d.ID, "thr-"+d.ID
-	obj := "throttle-group,id=" + group
-	for _, kv := range []struct {
-		key string
-		v   int64
-	}{{"x-bps-write", d.Throttle.BpsWrite}, {"x-bps-read", d.Throttle.BpsRead}, {"x-iops-write", d.Throttle.IopsWrite}, {"x-iops-read", d.Throttle.IopsRead}} {
-		if kv.v > 0 {
-			obj += fmt.Sprintf(",%s=%d", kv.key, kv.v)
-		}
-	}
-	args = append(args, "-object", obj,
-		"-blockdev", fmt.Sprintf("driver=throttle,node-name=%s,throttle-group=%s,file=%s", node, group, file))
-	return args, node
 }
 
 // ResolveAccel picks a guest's accelerator: $YANK_ACCEL (kvm, tcg)

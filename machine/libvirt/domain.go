@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/yank-dev/yank/machine"
@@ -38,11 +39,14 @@ type DomainOptions struct {
 //   - the null-co blockdev, the throttle-group object and the throttle
 //     filter node (libvirt has neither a null-co source nor throttle
 //     filters; its <iotune> is the legacy per-drive throttling);
-//   - the virtio-blk-pci device, as JSON: QEMU creates key=value -device
-//     options before JSON ones, and libvirt writes its devices (the root
-//     port) as JSON, so a key=value device could not sit on the port. Its
-//     qdev id is the Spec's (disk0): libvirt does not know the device,
-//     which is what yank wants, as the removal is done from QMP.
+//   - the disk's devices (machine.Disk.Devices: virtio-blk-pci, nvme, or
+//     virtio-scsi-pci and its scsi-hd), as JSON in their order: QEMU
+//     creates key=value -device options before JSON ones, and libvirt
+//     writes its devices (the root port) as JSON, so a key=value device
+//     could not sit on the port. The device on the port has the Spec's
+//     qdev id (disk0) and the port's alias as bus: libvirt does not know
+//     the device, which is what yank wants, as the removal is done from
+//     QMP.
 //   - Spec.ExtraArgs.
 func DomainXML(spec machine.Spec, o DomainOptions) (string, error) {
 	s := spec.WithDefaults()
@@ -56,6 +60,11 @@ func DomainXML(spec machine.Spec, o DomainOptions) (string, error) {
 	case machine.AccelTCG:
 	default:
 		return "", fmt.Errorf("domain XML: accelerator %q not resolved", o.Accel)
+	}
+	for _, d := range s.Disks {
+		if !slices.Contains(machine.DiskKinds(), d.Kind) {
+			return "", fmt.Errorf("domain XML: disk %q has unknown kind %q", d.ID, d.Kind)
+		}
 	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -116,8 +125,12 @@ func DomainXML(spec machine.Spec, o DomainOptions) (string, error) {
 	}
 	w(`    <memballoon model='none'/>`)
 	w(`  </devices>`)
+	qemuArgs, err := libvirtQEMUArgs(s)
+	if err != nil {
+		return "", fmt.Errorf("domain XML: %w", err)
+	}
 	w(`  <qemu:commandline>`)
-	for _, a := range libvirtQEMUArgs(s) {
+	for _, a := range qemuArgs {
 		w(`    <qemu:arg value='%s'/>`, esc(a))
 	}
 	w(`  </qemu:commandline>`)
@@ -129,26 +142,24 @@ func DomainXML(spec machine.Spec, o DomainOptions) (string, error) {
 func libvirtAlias(id string) string { return "ua-" + id }
 
 // libvirtQEMUArgs are the QEMU arguments libvirt has no XML for.
-func libvirtQEMUArgs(s machine.Spec) []string {
+func libvirtQEMUArgs(s machine.Spec) ([]string, error) {
 	a := []string{"-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"}
 	ports := map[string]string{}
 	for _, rp := range s.RootPorts {
 		ports[rp.ID] = libvirtAlias(rp.ID)
 	}
 	for _, d := range s.Disks {
-		backend, drive := d.BlockdevArgs()
+		backend, _ := d.BlockdevArgs()
 		a = append(a, backend...)
-		dev := map[string]any{"driver": "virtio-blk-pci", "id": d.ID, "bus": ports[d.Port], "drive": drive}
-		if d.QueueSize > 0 {
-			dev["queue-size"] = d.QueueSize
+		for _, dev := range d.Devices(ports[d.Port]) {
+			j, err := json.Marshal(dev)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, "-device", string(j))
 		}
-		if d.NumQueues > 0 {
-			dev["num-queues"] = d.NumQueues
-		}
-		j, _ := json.Marshal(dev)
-		a = append(a, "-device", string(j))
 	}
-	return append(a, s.ExtraArgs...)
+	return append(a, s.ExtraArgs...), nil
 }
 
 func esc(s string) string {

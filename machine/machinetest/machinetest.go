@@ -61,6 +61,72 @@ var debianOnce = sync.OnceValues(func() ([2]string, error) {
 	return [2]string{k.BzImage, img.Path}, nil
 })
 
+// OwnGuest returns the standard hotplug guest on yank's own kernel variant
+// ("stock", "rfc-v3", ...), built or taken from the cache (a cold build
+// takes minutes; a build another process runs is waited for), with its
+// image. The kernel and image are resolved once per process and variant.
+func OwnGuest(tb testing.TB, variant, name string) machine.Spec {
+	tb.Helper()
+	ownMu.Lock()
+	f, ok := ownFiles[variant]
+	if !ok {
+		f.kernel, f.initrd, f.err = ownResolve(variant, tb)
+		if ownFiles == nil {
+			ownFiles = map[string]ownResult{}
+		}
+		ownFiles[variant] = f
+	}
+	ownMu.Unlock()
+	if f.err != nil {
+		tb.Fatalf("preparing yank's %s kernel: %v", variant, f.err)
+	}
+	return machine.HotplugGuest(name, f.kernel, f.initrd)
+}
+
+type ownResult struct {
+	kernel, initrd string
+	err            error
+}
+
+var (
+	ownMu    sync.Mutex
+	ownFiles map[string]ownResult
+)
+
+func ownResolve(variant string, tb testing.TB) (kernel, initrd string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	k, err := kernels.Resolve(ctx, variant, Writer{tb})
+	if err != nil {
+		return "", "", err
+	}
+	img, err := images.ForKernel(ctx, k.ModulesDir)
+	if err != nil {
+		return "", "", err
+	}
+	return k.BzImage, img.Path, nil
+}
+
+// BlockScript prints, one per line, the guest block devices whose sysfs
+// device sits under PCI function bdf ("0000:01:00.0"): vda, nvme0n1, sda,
+// whatever the driver. It runs in the image's busybox sh.
+func BlockScript(bdf string) string {
+	return `for b in /sys/block/*; do case $(readlink -f $b) in */` + bdf + `/*) echo ${b##*/};; esac; done`
+}
+
+// BlockDevices runs BlockScript in the guest.
+func BlockDevices(t testing.TB, ctx context.Context, m *machine.Machine, bdf string) []string {
+	t.Helper()
+	res, err := m.Agent.RunShell(ctx, BlockScript(bdf))
+	if err != nil {
+		t.Fatalf("agent: %v", err)
+	}
+	if !res.Success() {
+		t.Fatalf("listing block devices under %s: exit %d: %s%s", bdf, res.ExitCode, res.Stdout, res.Stderr)
+	}
+	return strings.Fields(string(res.Stdout))
+}
+
 // Option tunes StartT.
 type Option func(*config)
 
