@@ -200,15 +200,15 @@ func WriteTable(w io.Writer, rows []Row) {
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KERNEL\tSCENARIO\tOFFSET\tTRIALS\tHANG\tPASS\tMISSED\tOTHER\tHANG RATE (95% Wilson CI, of tested trials)")
+	fmt.Fprintln(tw, "KERNEL\tSCENARIO\tOFFSET\tTRIALS\tHANG\tRECOVERED\tPASS\tMISSED\tOTHER\tHANG RATE (95% Wilson CI, of tested trials)")
 	for _, c := range Cells(rows) {
 		r := c.Rate
 		rate := "not tested"
 		if r.Tested > 0 {
 			rate = fmt.Sprintf("%.0f %% (%.0f-%.0f %%)", 100*r.Value(), 100*r.Lo, 100*r.Hi)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", c.Kernel, c.Scenario, c.Offset, c.Trials,
-			r.Hangs, r.Tested-r.Hangs-r.Crash, r.Missed, r.Crash+r.Infra, rate)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.Kernel, c.Scenario, c.Offset, c.Trials,
+			r.Hangs, r.Recovered, r.Tested-r.Hangs-r.Recovered-r.Crash, r.Missed, r.Crash+r.Infra, rate)
 	}
 	tw.Flush()
 

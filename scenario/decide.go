@@ -81,6 +81,25 @@ type Decision struct {
 	Crash      *ConsoleHit  // Outcome Crash from the console
 	Warnings   []ConsoleHit // every WARN on the console so far
 	Hang       *HangFinding // Outcome Hang
+	Stall      *Stall       // Outcome Recovered: the stall it recovered from
+}
+
+// Stall is a stretch of probes that met a HANG's proof (a task unmoved in
+// D state and no I/O completing, for at least StallWindow on both
+// clocks) but, so far or for good, not for the device's hang horizon.
+type Stall struct {
+	Task Task `json:"task"` // the stuck task with the lowest pid
+	// Since is the last probe that saw I/O progress before the stall;
+	// Until the first probe that saw it over (zero while it lasts).
+	Since       time.Time `json:"since"`
+	SinceUptime Duration  `json:"since_uptime"` // the guest clock at Since
+	Until       time.Time `json:"until,omitempty"`
+	// Host and Guest are its length on each clock.
+	Host  Duration `json:"host"`
+	Guest Duration `json:"guest"`
+	// RecoveryLine is the first console line of the device's recovery
+	// (Device.Recovery), "" when it logged none.
+	RecoveryLine string `json:"recovery_line,omitempty"`
 }
 
 // HangFinding is the guest-side proof behind a HANG, before the stuck
@@ -127,11 +146,18 @@ const maxProbeFailures = 3
 //     while stuck, so it does not count); and the guest logged the
 //     removal path. A host starving the guest of CPU slows the probes and
 //     so cannot make a hang out of a slow guest.
+//     For a device whose driver times requests out (nvme), the stall
+//     must outlast the device's hang horizon (Device.HangAfter: the stall
+//     window plus two I/O timeouts), and the budget grows to match.
+//   - RECOVERED: the guest settled (as for PASS) after a stall that met
+//     the HANG proof for StallWindow but ended before the horizon: the
+//     driver's timeout handling got it out. The verdict gives the stall's
+//     length and the device's first recovery line on the console.
 //   - PASS: the device is gone from the guest, the trigger finished, no
 //     task is in D state, the host saw the removal complete and the guest
-//     logged the removal path, for Settle; then the window decides: a cut
-//     outside the scenario's window is MISSED (it tested nothing), a
-//     window the sampler never saw is INFRA-ERROR.
+//     logged the removal path, for Settle, with no stall on the way; then
+//     the window decides: a cut outside the scenario's window is MISSED
+//     (it tested nothing), a window the sampler never saw is INFRA-ERROR.
 //
 // The timed rules judge at the last probe's time; console lines and
 // events count up to Observed.Now (by default that same time), so a
@@ -174,9 +200,17 @@ func Decide(o Observed) Decision {
 		return d
 	}
 
-	// Replay the answered probes: I/O progress, the D-state watches and
-	// how long the guest has been quiet.
+	dev := o.Scenario.DeviceInfo()
+	if dev == nil {
+		return d.infra("scenario %s: unknown device %q", o.Scenario.Name, o.Scenario.Device)
+	}
+	stallWindow, hangAfter := o.Params.StallWindow, max(dev.HangAfter(o.Params), time.Duration(o.Scenario.HangAfter))
+	budget := max(o.Params.Budget, hangAfter+30*time.Second)
+
+	// Replay the answered probes: I/O progress, the D-state watches, the
+	// stall they add up to, and how long the guest has been quiet.
 	path := removalPathPattern(o.Scenario.Removal)
+	var stall *Stall
 	var lastProgress time.Time
 	var lastProgressUp Duration = -1
 	lastCompletions := ""
@@ -218,6 +252,7 @@ func Decide(o Observed) Decision {
 			}
 			w.Probes++
 		}
+		stall = trackStall(stall, p.Host, st, watch, lastProgress, lastProgressUp, stallWindow, pathSeen)
 		quiet := !st.DevicePresent && st.Trigger != "running" && len(st.DTasks) == 0 && p.RemovalDone && p.RemovalErr == "" && pathSeen
 		switch {
 		case !quiet:
@@ -232,13 +267,16 @@ func Decide(o Observed) Decision {
 			o.Scenario.Removal, path, o.Params.RemovalProof)
 	}
 	if !quietSince.IsZero() && now.Sub(quietSince) >= o.Params.Settle {
+		if stall != nil {
+			return d.recovered(o, dev, stall)
+		}
 		return d.settled(o)
 	}
-	ioStalled := now.Sub(lastProgress) >= o.Params.StallWindow && st.Uptime-lastProgressUp >= Duration(o.Params.StallWindow)
+	ioStalled := now.Sub(lastProgress) >= hangAfter && st.Uptime-lastProgressUp >= Duration(hangAfter)
 	var stuck []int
 	for pid, w := range watch {
 		w.GuestClock, w.HostClock = time.Duration(st.Uptime-w.Uptime), now.Sub(w.Host)
-		if w.HostClock >= o.Params.StallWindow && w.GuestClock >= o.Params.StallWindow && w.Probes >= minStallProbes {
+		if w.HostClock >= hangAfter && w.GuestClock >= hangAfter && w.Probes >= minStallProbes {
 			stuck = append(stuck, pid)
 		}
 	}
@@ -256,9 +294,55 @@ func Decide(o Observed) Decision {
 			len(stuck), f.Watches[stuck[0]].GuestClock.Round(time.Millisecond), f.IOStalled.Round(time.Millisecond), f.IOStalledGuest.Round(time.Millisecond))
 		return d
 	}
-	if now.Sub(o.Removal) > o.Params.Budget {
+	if now.Sub(o.Removal) > budget {
 		return d.infra("no verdict %s after the removal (device present=%v, trigger %s, D tasks %d, last I/O progress %s ago)",
-			o.Params.Budget, st.DevicePresent, st.Trigger, len(st.DTasks), now.Sub(lastProgress).Round(time.Millisecond))
+			budget, st.DevicePresent, st.Trigger, len(st.DTasks), now.Sub(lastProgress).Round(time.Millisecond))
+	}
+	return d
+}
+
+// trackStall extends, starts or ends the stall at one answered probe: a
+// stall holds while some task has been unmoved in D state for the stall
+// window on both clocks (seen by minStallProbes probes) and the disk's
+// counters have not moved for as long, after the removal path was seen.
+// An ended stall is kept (a later one replaces it).
+func trackStall(s *Stall, at time.Time, st *GuestState, watch map[int]*Watch, lastProgress time.Time, lastProgressUp Duration, window time.Duration, pathSeen bool) *Stall {
+	ioStalled := at.Sub(lastProgress) >= window && st.Uptime-lastProgressUp >= Duration(window)
+	stuckPID := 0
+	for pid, w := range watch {
+		if at.Sub(w.Host) >= window && time.Duration(st.Uptime-w.Uptime) >= window && w.Probes >= minStallProbes && (stuckPID == 0 || pid < stuckPID) {
+			stuckPID = pid
+		}
+	}
+	holds := stuckPID != 0 && ioStalled && pathSeen
+	switch {
+	case holds && (s == nil || !s.Until.IsZero()):
+		s = &Stall{Task: st.DTasks[stuckPID], Since: lastProgress, SinceUptime: lastProgressUp}
+	case holds:
+	case s != nil && s.Until.IsZero():
+		s.Until = at
+	default:
+		return s
+	}
+	s.Host, s.Guest = Duration(at.Sub(s.Since)), st.Uptime-s.SinceUptime
+	return s
+}
+
+// recovered decides RECOVERED once the guest settled after a stall.
+func (d Decision) recovered(o Observed, dev *Device, s *Stall) Decision {
+	var lines []string
+	for _, l := range o.Console {
+		lines = append(lines, l.Item)
+	}
+	r := *s
+	r.RecoveryLine = dev.RecoveryLine(lines)
+	d.Outcome, d.Stall = Recovered, &r
+	d.Reason = fmt.Sprintf("%s (pid %d) stalled in D state under %s with no I/O completing for %s, then every task left D state and the device was removed",
+		r.Task.Comm, r.Task.PID, r.Task.WChan, time.Duration(r.Host).Round(100*time.Millisecond))
+	if r.RecoveryLine != "" {
+		d.Reason += "; recovery on the console: " + r.RecoveryLine
+	} else {
+		d.Reason += fmt.Sprintf("; %s logged no recovery line", dev.Name)
 	}
 	return d
 }
@@ -307,31 +391,35 @@ func panicked(events []Event, now time.Time) bool {
 	return false
 }
 
-// Classify picks the task that explains a hang: the unbind (or other
-// trigger) task under del_gendisk, else pciehp under del_gendisk (the
-// no-unbind bug), else the first stuck task.
-func Classify(tasks []Task) (string, *Task) {
-	in := func(t Task, fn string) bool {
+// Classify picks the task that explains a hang and names it: the
+// trigger's task under one of the device's remove waits (waits, e.g.
+// del_gendisk) is "<trigger>-<fn>" ("unbind-del_gendisk"), else pciehp
+// under one ("pciehp-del_gendisk", the no-unbind bug), else any task
+// under one ("other-<fn>"), else the first stuck task ("other-d-state").
+func Classify(tasks []Task, waits []string) (string, *Task) {
+	under := func(t Task) string {
 		for _, f := range t.Stack {
-			if strings.HasPrefix(f, fn+"+") || f == fn {
-				return true
+			for _, fn := range waits {
+				if strings.HasPrefix(f, fn+"+") || f == fn {
+					return fn
+				}
 			}
 		}
-		return false
+		return ""
 	}
 	for i, t := range tasks {
-		if strings.HasPrefix(t.Role, "trigger:unbind") && in(t, "del_gendisk") {
-			return "unbind-del_gendisk", &tasks[i]
+		if trig, ok := strings.CutPrefix(t.Role, "trigger:"); ok && under(t) != "" {
+			return trig + "-" + under(t), &tasks[i]
 		}
 	}
 	for i, t := range tasks {
-		if t.Role == "pciehp" && in(t, "del_gendisk") {
-			return "pciehp-del_gendisk", &tasks[i]
+		if t.Role == "pciehp" && under(t) != "" {
+			return "pciehp-" + under(t), &tasks[i]
 		}
 	}
 	for i, t := range tasks {
-		if in(t, "del_gendisk") {
-			return "other-del_gendisk", &tasks[i]
+		if fn := under(t); fn != "" {
+			return "other-" + fn, &tasks[i]
 		}
 	}
 	return "other-d-state", &tasks[0]

@@ -61,6 +61,24 @@ func hung(int) GuestState {
 
 func quiet(int) GuestState { return GuestState{Trigger: "exited"} }
 
+// stallThenQuiet is a task stuck for the first stalled probes, then a
+// guest that settled, n probes in all.
+func stallThenQuiet(stalled, quietProbes int) []Probe {
+	return probes(stalled+quietProbes, 250*time.Millisecond, func(i int) GuestState {
+		if i < stalled {
+			return hung(i)
+		}
+		return quiet(i)
+	})
+}
+
+// nvmeObserved is observed on the nvme unbind-race.
+func nvmeObserved(ps []Probe, c []journal.Entry[string]) Observed {
+	o := observed(ps, c)
+	o.Scenario, _ = Lookup("nvme-unbind-race")
+	return o
+}
+
 func observed(ps []Probe, c []journal.Entry[string]) Observed {
 	sc, _ := Lookup("unbind-race")
 	return Observed{Scenario: sc, Params: Params{}.WithDefaults(), Removal: t0, CutStopped: t0, Probes: ps, Console: c}
@@ -137,16 +155,56 @@ func TestDecideRules(t *testing.T) {
 		{"neither: INFRA-ERROR after the budget", observed(probes(int(p.Budget/(250*time.Millisecond))+1, 250*time.Millisecond, func(i int) GuestState {
 			return GuestState{DevicePresent: true, Trigger: "running", Completions: "1/" + string(rune('a'+i%26)) + "/4"}
 		}), console(false)), InfraError, false, "no verdict 1m30s after the removal"},
+		// nvme (io_timeout 5 s by default): a stall is a HANG only past
+		// StallWindow + 2 x 5 s = 13 s; one that ends first is RECOVERED.
+		{"nvme stuck 3 s: not a HANG yet (the I/O timeout may fire)", nvmeObserved(probes(13, 250*time.Millisecond, hung), console(false)), "", false, ""},
+		{"nvme stuck 13 s on both clocks: HANG", nvmeObserved(probes(53, 250*time.Millisecond, hung), console(false)), Hang, false, "did not run for 13s of guest time"},
+		{"nvme stuck 12.75 s: not yet", nvmeObserved(probes(52, 250*time.Millisecond, hung), console(false)), "", false, ""},
+		{"nvme stalled 6 s, then the timeout disabled the controller: RECOVERED", nvmeObserved(stallThenQuiet(24, 5), console(false,
+			line(6000, "[   11.000000] nvme nvme0: I/O 3 QID 1 timeout, disable controller"))), Recovered, false,
+			"sh (pid 68) stalled in D state under blk_mq_get_tag with no I/O completing for 6s, then every task left D state and the device was removed; recovery on the console: nvme nvme0: I/O 3 QID 1 timeout, disable controller"},
+		{"nvme stalled, recovered with no recovery line: RECOVERED, says so", nvmeObserved(stallThenQuiet(24, 5), console(false)), Recovered, false, "nvme logged no recovery line"},
+		{"stalled 2.75 s (under StallWindow), then quiet: no stall, judge the window", nvmeObserved(stallThenQuiet(11, 5), console(false)), "", true, ""},
+		{"nvme recovering: the budget grows with the horizon", nvmeObserved(probes(int(p.Budget/(250*time.Millisecond))+1, 250*time.Millisecond, func(i int) GuestState {
+			return GuestState{DevicePresent: true, Trigger: "running", Completions: "1/" + string(rune('a'+i%26)) + "/4"}
+		}), console(false)), InfraError, false, "no verdict 1m30s after the removal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Decide(tc.o)
 			if d.Outcome != tc.want || d.NeedWindow != tc.window || !strings.Contains(d.Reason, tc.reason) {
 				t.Fatalf("got %q window=%v %q; want %q window=%v containing %q", d.Outcome, d.NeedWindow, d.Reason, tc.want, tc.window, tc.reason)
 			}
+			if d.Outcome == Recovered && (d.Stall == nil || d.Stall.Task.PID != 68 || d.Stall.Until.IsZero() || d.Stall.Guest < Duration(p.StallWindow)) {
+				t.Fatalf("stall: %+v", d.Stall)
+			}
 			if d.Outcome == Hang && (len(d.Hang.Stuck) != 1 || d.Hang.Stuck[0].PID != 68 || d.Hang.Watches[68].Probes < minStallProbes) {
 				t.Fatalf("hang finding: %+v", d.Hang)
 			}
 		})
+	}
+}
+
+// TestDecideStallProbeByProbe: the same stall, decided after every probe
+// as a trial does, is a HANG at 3 s on virtio-blk (no I/O timeout) and
+// RECOVERED on nvme, whose horizon it never reaches.
+func TestDecideStallProbeByProbe(t *testing.T) {
+	ps := stallThenQuiet(24, 6)
+	for _, tc := range []struct {
+		o    Observed
+		want Outcome
+		at   int // the probe it is decided at
+	}{
+		{observed(nil, console(false)), Hang, 13},
+		{nvmeObserved(nil, console(false)), Recovered, 29},
+	} {
+		got, at := Outcome(""), 0
+		for i := 1; i <= len(ps) && got == ""; i++ {
+			tc.o.Probes = ps[:i]
+			got, at = Decide(tc.o).Outcome, i
+		}
+		if got != tc.want || at != tc.at {
+			t.Errorf("%s: got %s at probe %d, want %s at probe %d", tc.o.Scenario.Name, got, at, tc.want, tc.at)
+		}
 	}
 }
 
@@ -174,7 +232,7 @@ func TestDecideReplaysRecordedTrials(t *testing.T) {
 				d := Decide(o)
 				if d.NeedWindow {
 					g := ReadGuestTimes(o.Console, sc.Removal, o.CutStopped)
-					o.Window = JudgeWindow(sc.Window, ParseSamples(samplesOf(t, dir, o.Console)), time.Duration(*g.Cut))
+					o.Window = JudgeWindow(sc.WindowWant(), ParseSamples(samplesOf(t, dir, o.Console)), time.Duration(*g.Cut))
 					d = Decide(o)
 				}
 				if d.Outcome == "" {

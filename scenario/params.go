@@ -25,6 +25,13 @@ type Params struct {
 
 	HungTaskTimeout int // kernel.hung_task_timeout_secs (default 2)
 
+	// IOTimeout is the device driver's request timeout, for devices that
+	// have one (Device.IOTimeout; nvme: nvme_core.io_timeout, default
+	// 5 s, shorter than the kernel's 30 s so a recovery shows within a
+	// trial). 0 takes the device's default; HANG waits for the stall to
+	// outlast it (Device.HangAfter).
+	IOTimeout time.Duration
+
 	// StallWindow: a task in D state with no block-layer progress for this
 	// long is a hang (default 3 s).
 	StallWindow time.Duration
@@ -95,6 +102,9 @@ func (p Params) Validate() error {
 	}
 	if p.HungTaskTimeout < 0 {
 		errs = append(errs, fmt.Errorf("hung task timeout %d: want seconds >= 1", p.HungTaskTimeout))
+	}
+	if p.IOTimeout < 0 {
+		errs = append(errs, fmt.Errorf("io-timeout %s: want 0 (the device's default) or a positive number of seconds", p.IOTimeout))
 	}
 	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 {
 		errs = append(errs, errors.New("stall window, settle, budget, probe interval and removal proof must not be negative"))

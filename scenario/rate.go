@@ -6,16 +6,20 @@ import (
 )
 
 // Rate is how often a cell (kernel, scenario, offset) hung: HANGs over
-// the trials that tested something (PASS, HANG, CRASH), with the 95 %
-// Wilson score interval. MISSED and INFRA-ERROR trials are counted apart.
+// the trials that tested something (PASS, HANG, RECOVERED, CRASH), with
+// the 95 % Wilson score interval. A RECOVERED trial stalled but did not
+// hang, so it counts as tested and not hung (and apart in Recovered).
+// MISSED and INFRA-ERROR trials are counted apart.
 type Rate struct {
-	Hangs  int     `json:"hangs"`
-	Tested int     `json:"tested"` // PASS + HANG + CRASH
-	Missed int     `json:"missed"`
-	Infra  int     `json:"infra_errors"`
-	Crash  int     `json:"crashes"`
-	Lo     float64 `json:"lo"` // 95 % Wilson interval of Hangs/Tested
-	Hi     float64 `json:"hi"`
+	Hangs  int `json:"hangs"`
+	Tested int `json:"tested"` // PASS + HANG + RECOVERED + CRASH
+	// Recovered: tested trials that stalled, then recovered.
+	Recovered int     `json:"recovered"`
+	Missed    int     `json:"missed"`
+	Infra     int     `json:"infra_errors"`
+	Crash     int     `json:"crashes"`
+	Lo        float64 `json:"lo"` // 95 % Wilson interval of Hangs/Tested
+	Hi        float64 `json:"hi"`
 }
 
 // RateOf counts the outcomes.
@@ -27,6 +31,9 @@ func RateOf(outcomes []Outcome) Rate {
 			r.Hangs++
 			r.Tested++
 		case Pass:
+			r.Tested++
+		case Recovered:
+			r.Recovered++
 			r.Tested++
 		case Crash:
 			r.Crash++
@@ -59,6 +66,9 @@ func (r Rate) String() string {
 		return s
 	}
 	s := fmt.Sprintf("%d/%d hung (%.0f %%, 95 %% CI %.0f-%.0f %%)", r.Hangs, r.Tested, 100*r.Value(), 100*r.Lo, 100*r.Hi)
+	if r.Recovered > 0 {
+		s += fmt.Sprintf(", %d recovered", r.Recovered)
+	}
 	if r.Missed > 0 {
 		s += fmt.Sprintf(", %d missed", r.Missed)
 	}

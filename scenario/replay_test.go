@@ -68,7 +68,7 @@ func TestReplayRecordedTrials(t *testing.T) {
 			if g.Cut == nil || v.Guest.Cut == nil || (*g.Cut-*v.Guest.Cut).abs() > 2*time.Microsecond || g.Order != v.Guest.Order {
 				t.Fatalf("guest times: got %+v, recorded %+v", g, v.Guest)
 			}
-			w := JudgeWindow(sc.Window, ParseSamples(samplesOf(t, dir, lines)), time.Duration(*g.Cut))
+			w := JudgeWindow(sc.WindowWant(), ParseSamples(samplesOf(t, dir, lines)), time.Duration(*g.Cut))
 			if w.Hit != v.Window.Hit || w.Reason != v.Window.Reason {
 				t.Fatalf("window: got %v %q, recorded %v %q", w.Hit, w.Reason, v.Window.Hit, v.Window.Reason)
 			}
@@ -81,7 +81,7 @@ func TestReplayRecordedTrials(t *testing.T) {
 			if v.Outcome != Hang {
 				return
 			}
-			class, primary := Classify(v.Stuck)
+			class, primary := Classify(v.Stuck, sc.DeviceInfo().RemoveWaits)
 			if class != v.Classification || primary.PID != v.StuckTask.PID {
 				t.Errorf("classify: got %s pid %d, recorded %s pid %d", class, primary.PID, v.Classification, v.StuckTask.PID)
 			}

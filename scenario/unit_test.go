@@ -100,7 +100,7 @@ func TestClassify(t *testing.T) {
 		{[]Task{sync, pciehpDG}, "pciehp-del_gendisk", 21},
 		{[]Task{sync}, "other-d-state", 66},
 	} {
-		class, primary := Classify(tc.tasks)
+		class, primary := Classify(tc.tasks, []string{"del_gendisk"})
 		if class != tc.class || primary.PID != tc.pid {
 			t.Errorf("got %s/%d, want %s/%d", class, primary.PID, tc.class, tc.pid)
 		}

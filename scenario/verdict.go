@@ -19,14 +19,20 @@ const (
 	// had finished or not started, nothing was outstanding), so the trial
 	// tested nothing. It replaces a PASS, never a HANG or a CRASH.
 	Missed Outcome = "MISSED"
+	// Recovered: a task stalled in D state with no I/O progress (as a
+	// HANG does), then every stuck task left D state and the guest
+	// settled before the device's hang horizon (Device.HangAfter): the
+	// driver's timeout handling got it out. Not a PASS (there was a
+	// stall), not a HANG (it ended).
+	Recovered Outcome = "RECOVERED"
 )
 
 // Outcomes lists every outcome, in the order reports show them.
-var Outcomes = []Outcome{Hang, Pass, Missed, Crash, InfraError}
+var Outcomes = []Outcome{Hang, Recovered, Pass, Missed, Crash, InfraError}
 
 // Tested reports whether the outcome says something about the kernel:
 // MISSED and INFRA-ERROR do not.
-func (o Outcome) Tested() bool { return o == Pass || o == Hang || o == Crash }
+func (o Outcome) Tested() bool { return o == Pass || o == Hang || o == Crash || o == Recovered }
 
 // Verdict is a trial's result with the evidence summarized. Its JSON form
 // is written to verdict.json in the trial's artifacts dir.
@@ -60,6 +66,10 @@ type Verdict struct {
 	Guest GuestTimes `json:"guest"`
 	// HangProof is the guest-side evidence behind a HANG.
 	HangProof *HangProof `json:"hang_proof,omitempty"`
+	// Stall is the stall a RECOVERED trial recovered from.
+	Stall *Stall `json:"stall,omitempty"`
+	// Device is the disk kind the trial removed (devices.json).
+	Device string `json:"device,omitempty"`
 
 	Params    Params       `json:"params"`
 	Timeline  Timeline     `json:"timeline"`
@@ -165,8 +175,8 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	type plain Params
 	return json.Marshal(struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof string
-	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String()})
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout string
+	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String(), p.IOTimeout.String()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, so verdict.json decodes
@@ -175,7 +185,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	type plain Params
 	var aux struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof string
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout string
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -184,7 +194,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		s string
 		d *time.Duration
-	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}} {
+	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}, {aux.IOTimeout, &p.IOTimeout}} {
 		if f.s == "" {
 			continue
 		}
@@ -213,6 +223,10 @@ func (v Verdict) Summary() string {
 		if v.Window != nil {
 			return "not tested: " + v.Window.Reason
 		}
+	case Recovered:
+		if v.Stall != nil {
+			return fmt.Sprintf("stalled %s, then recovered", time.Duration(v.Stall.Host).Round(100*time.Millisecond))
+		}
 	}
 	return v.Reason
 }
@@ -227,6 +241,9 @@ func (v Verdict) String() string {
 		for _, f := range v.StuckTask.Stack {
 			fmt.Fprintf(&b, "    %s\n", f)
 		}
+	}
+	if v.Stall != nil && v.Stall.RecoveryLine != "" {
+		fmt.Fprintf(&b, "  recovery: %s\n", v.Stall.RecoveryLine)
 	}
 	if v.Window != nil {
 		fmt.Fprintf(&b, "  window: %s\n", v.Window)

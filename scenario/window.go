@@ -14,7 +14,9 @@ import (
 // Window is what must hold in the guest at the cut for a trial to test
 // anything (scenarios.json). A PASS whose cut landed outside it is MISSED.
 type Window struct {
-	// Trigger: "running" (started and not finished) or "" (any state).
+	// Trigger: "running" (started and not finished), "removing" (running
+	// inside the device driver's remove(): with one of the device's
+	// remove_waits in its stack, Scenario.WindowWant) or "" (any state).
 	Trigger string `json:"trigger,omitempty"`
 	// TriggerIn: the trigger's kernel stack (/proc/PID/stack) holds one of
 	// these functions, e.g. ["del_gendisk"].
@@ -29,6 +31,7 @@ type Window struct {
 // Window values.
 const (
 	WindowRunning     = "running"
+	WindowRemoving    = "removing"
 	WindowOutstanding = "outstanding"
 	WindowIdle        = "idle"
 	WindowBound       = "bound"
@@ -44,9 +47,9 @@ const MaxSampleGap = 300 * time.Millisecond
 
 func (w Window) validate() error {
 	switch w.Trigger {
-	case "", WindowRunning:
+	case "", WindowRunning, WindowRemoving:
 	default:
-		return fmt.Errorf("window.trigger %q: want \"running\" or nothing", w.Trigger)
+		return fmt.Errorf("window.trigger %q: want \"running\", \"removing\" or nothing", w.Trigger)
 	}
 	switch w.IO {
 	case "", WindowOutstanding, WindowIdle:
@@ -64,7 +67,7 @@ func (w Window) validate() error {
 		}
 	}
 	if len(w.TriggerIn) > 0 && w.Trigger != WindowRunning {
-		return fmt.Errorf("window.trigger_in needs window.trigger \"running\"")
+		return fmt.Errorf("window.trigger_in needs window.trigger \"running\" (\"removing\" takes its functions from the device)")
 	}
 	return nil
 }

@@ -50,6 +50,22 @@ func (r *runner) observe(ctx context.Context, removed *removalState) {
 			r.log.Warn("probe failed", "err", p.Err)
 		}
 		r.probes = append(r.probes, p)
+		r.readSamplesEarly(ctx)
+	}
+}
+
+// readSamplesEarly reads the sampler's lines once, a second after the
+// cut: the looks around the cut are then still in the kernel log, which a
+// long trial (a stall that lasts a minute) would rotate them out of. A
+// failure here is left for the window's own read to retry.
+func (r *runner) readSamplesEarly(ctx context.Context) {
+	if r.samplesEarly || r.v.Timeline.Removal.IsZero() || time.Since(r.v.Timeline.Removal) < time.Second {
+		return
+	}
+	r.samplesEarly = true
+	if _, err := r.readSamples(ctx); err != nil {
+		r.log.Warn("early read of the sampler's lines failed", "err", err)
+		r.samples, r.samplesErr = nil, nil
 	}
 }
 
@@ -93,6 +109,12 @@ func (r *runner) conclude(ctx context.Context, d scenario.Decision) {
 	case scenario.Pass, scenario.Missed:
 		r.v.Window = r.windowEv
 		r.decide(d.Outcome, d.Reason)
+	case scenario.Recovered:
+		// What the cut hit is evidence here too, though a stall that
+		// recovered tested something whatever the window says.
+		r.v.Stall = d.Stall
+		r.v.Window = r.window(ctx)
+		r.decide(d.Outcome, d.Reason)
 	default:
 		r.decide(d.Outcome, d.Reason)
 	}
@@ -106,13 +128,13 @@ func (r *runner) window(ctx context.Context) *scenario.WindowEvidence {
 	}
 	g := scenario.ReadGuestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
 	if g.Cut == nil {
-		return &scenario.WindowEvidence{Want: r.t.Scenario.Window, Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
+		return &scenario.WindowEvidence{Want: r.t.Scenario.WindowWant(), Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
 	}
 	lines, err := r.readSamples(ctx)
 	if err != nil {
-		return &scenario.WindowEvidence{Want: r.t.Scenario.Window, Reason: "the sampler's lines could not be read: " + err.Error()}
+		return &scenario.WindowEvidence{Want: r.t.Scenario.WindowWant(), Reason: "the sampler's lines could not be read: " + err.Error()}
 	}
-	return scenario.JudgeWindow(r.t.Scenario.Window, scenario.ParseSamples(lines), time.Duration(*g.Cut))
+	return scenario.JudgeWindow(r.t.Scenario.WindowWant(), scenario.ParseSamples(lines), time.Duration(*g.Cut))
 }
 
 // hang records a HANG: which task, where, its stack and the guest-side
@@ -125,7 +147,7 @@ func (r *runner) hang(ctx context.Context, f *scenario.HangFinding) {
 		t.Role = scenario.Role(*t, r.trigPID, r.t.Scenario.Trigger)
 	}
 	r.v.Stuck = tasks
-	class, primary := scenario.Classify(tasks)
+	class, primary := scenario.Classify(tasks, r.dev.RemoveWaits)
 	r.v.Classification = class
 	r.v.StuckTask = primary
 	w := f.Watches[primary.PID]

@@ -53,6 +53,9 @@ func Run(ctx context.Context, t Trial) (scenario.Verdict, error) {
 	if err := t.Params.Validate(); err != nil {
 		return scenario.Verdict{}, fmt.Errorf("scenario %s: %w", t.Scenario.Name, err)
 	}
+	if err := t.Scenario.DeviceInfo().CheckParams(t.Params.WithDefaults()); err != nil {
+		return scenario.Verdict{}, fmt.Errorf("scenario %s: %w", t.Scenario.Name, err)
+	}
 	for what, p := range map[string]string{"kernel": t.Kernel, "initrd": t.Initrd} {
 		if _, err := os.Stat(p); err != nil {
 			return scenario.Verdict{}, fmt.Errorf("trial %s: %s %q: %w", t.Scenario.Name, what, p, err)
@@ -76,6 +79,7 @@ func Run(ctx context.Context, t Trial) (scenario.Verdict, error) {
 type runner struct {
 	t       Trial
 	p       scenario.Params
+	dev     *scenario.Device // the disk's kind (devices.json)
 	v       scenario.Verdict
 	log     *slog.Logger
 	logF    *os.File
@@ -90,6 +94,7 @@ type runner struct {
 	// removal, device_del's issue time.
 	cutStopped     time.Time
 	samplerStopped bool
+	samplesEarly   bool // readSamplesEarly ran
 	// samples are the sampler's looks, read from the guest's kernel log
 	// once the verdict needs them (nil: not read yet).
 	samples    []string
@@ -106,9 +111,9 @@ type hostNote struct {
 }
 
 func newRunner(t Trial) (*runner, error) {
-	r := &runner{t: t, p: t.Params.WithDefaults()}
+	r := &runner{t: t, p: t.Params.WithDefaults(), dev: t.Scenario.DeviceInfo()}
 	r.v = scenario.Verdict{
-		Scenario: t.Scenario.Name, Kernel: t.KernelName, Params: r.p,
+		Scenario: t.Scenario.Name, Kernel: t.KernelName, Params: r.p, Device: r.dev.Name,
 		RequestedOffset: scenario.Duration(r.p.Offset), Started: time.Now(), Artifacts: t.Artifacts,
 	}
 	var w io.Writer = io.Discard
@@ -183,14 +188,16 @@ func (r *runner) run(ctx context.Context) {
 func (r *runner) boot(ctx context.Context) bool {
 	spec := machine.HotplugGuest(r.t.Scenario.Name, r.t.Kernel, r.t.Initrd)
 	spec.CPUs = r.p.CPUs
+	spec.Append = strings.Join(r.dev.KernelArgs(r.p), " ")
 	d := &spec.Disks[0]
+	d.Kind = machine.DiskKind(r.dev.Name)
 	d.QueueSize, d.NumQueues = r.p.QueueSize, r.p.NumQueues
 	d.Throttle.BpsWrite = max(r.p.ThrottleBps, 0)
 	r.v.Timeline.Boot = time.Now()
 	if r.t.Backend != nil && r.t.Backend != machine.Local {
-		r.note("booting %s on %s", r.t.Kernel, r.t.Backend.Name())
+		r.note("booting %s with a %s disk on %s", r.t.Kernel, r.dev.Name, r.t.Backend.Name())
 	} else {
-		r.note("booting %s", r.t.Kernel)
+		r.note("booting %s with a %s disk", r.t.Kernel, r.dev.Name)
 	}
 	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
@@ -242,8 +249,7 @@ echo -1 > /proc/sys/kernel/hung_task_warnings
 echo 1 > /proc/sys/kernel/sysrq
 echo on > /proc/sys/kernel/printk_devkmsg
 echo 7 > /proc/sys/kernel/printk
-ls /sys/bus/pci/devices/%s/virtio*/block/
-`, sysctl.String(), p.HungTaskTimeout, r.bdf)
+%s`, sysctl.String(), p.HungTaskTimeout, diskUnder(r.bdf))
 	out, err := r.guest(ctx, "guest setup", script, 20*time.Second)
 	if err != nil {
 		r.infra("%v", err)
@@ -251,7 +257,7 @@ ls /sys/bus/pci/devices/%s/virtio*/block/
 	}
 	r.disk = strings.TrimSpace(out)
 	if r.disk == "" || strings.ContainsAny(r.disk, " \n/") {
-		r.infra("guest setup: no single block device under %s: %q", r.bdf, out)
+		r.infra("guest setup: no single block device under the %s device at %s: %q (is the kernel built with its driver?)", r.dev.Name, r.bdf, out)
 		return false
 	}
 	if r.t.Scenario.Removal == scenario.RemovalSurprise {
@@ -276,6 +282,8 @@ func (r *runner) load(ctx context.Context) bool {
 		}
 	case scenario.IODirect:
 		_, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("while dd if=/dev/zero of=/dev/%s bs=64k count=16 oflag=direct; do :; done", r.disk), "/run/yank/direct.log"))
+	case scenario.IOCommand:
+		err = r.userLoad(ctx)
 	}
 	if err != nil {
 		r.infra("starting the %s load: %v", r.t.Scenario.IO, err)
@@ -290,7 +298,7 @@ func (r *runner) trigger(ctx context.Context) bool {
 	var action string
 	switch r.t.Scenario.Trigger {
 	case scenario.TriggerUnbind:
-		action = fmt.Sprintf("echo %s > /sys/bus/pci/drivers/virtio-pci/unbind", r.bdf)
+		action = fmt.Sprintf("echo %s > /sys/bus/pci/drivers/%s/unbind", r.bdf, r.dev.Driver)
 	case scenario.TriggerSync:
 		action = "sync"
 	default:
@@ -300,17 +308,30 @@ func (r *runner) trigger(ctx context.Context) bool {
 	// shell, whose pid the probe watches. The trigger waits (up to 10 s)
 	// for the sampler's first look, so even a cut at +0s has the guest's
 	// state before it on record.
-	script := fmt.Sprintf(`n=0; while [ ! -e /run/yank/sampler.ready ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done
-echo $$ > /run/yank/trigger.pid
-echo "%s trigger=%s pid=$$" > /dev/kmsg
-%s
-echo "YANK-T1 rc=$?" > /dev/kmsg`, scenario.TriggerMarker, r.t.Scenario.Trigger, action)
-	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.Window.TriggerIn), "/run/yank/sampler.log")); err != nil {
+	mark0 := fmt.Sprintf(`echo $$ > /run/yank/trigger.pid
+echo "%s trigger=%s pid=$$" > /dev/kmsg`, scenario.TriggerMarker, r.t.Scenario.Trigger)
+	body := mark0 + "\n" + action
+	if r.t.Scenario.Trigger == scenario.TriggerCommand {
+		// The user's argv comes in as the script's positional parameters,
+		// never pasted into it: a child shell marks T0 with its own pid
+		// and execs the argv, so the task the probes watch is the user's
+		// command.
+		body = "sh -c '" + strings.ReplaceAll(mark0, "'", `'\''`) + `; exec "$@"' yank-trigger "$@"`
+	}
+	script := `n=0; while [ ! -e /run/yank/sampler.ready ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done
+` + body + `
+echo "YANK-T1 rc=$?" > /dev/kmsg`
+	cmd := bg(script, "/run/yank/trigger.log")
+	if r.t.Scenario.Trigger == scenario.TriggerCommand {
+		cmd.Args = append(cmd.Args, append([]string{"yank-trigger"}, r.t.Scenario.TriggerArgv...)...)
+		cmd.Env = r.userEnv()
+	}
+	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.WindowWant().TriggerIn), "/run/yank/sampler.log")); err != nil {
 		r.infra("starting the guest sampler: %v", err)
 		return false
 	}
 	mark := r.m.Console.Mark()
-	if _, err := r.m.Agent.Exec(ctx, bg(script, "/run/yank/trigger.log")); err != nil {
+	if _, err := r.m.Agent.Exec(ctx, cmd); err != nil {
 		r.infra("starting the %s trigger: %v", r.t.Scenario.Trigger, err)
 		return false
 	}
@@ -408,6 +429,56 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		r.t.Hooks.AfterRemoval(r.m)
 	}
 	return rs
+}
+
+// userEnv is the environment of a scenario's own trigger and load: what
+// they need to find the disk without yank pasting anything into them.
+func (r *runner) userEnv() []string {
+	return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "YANK_DEV=/dev/" + r.disk, "YANK_DISK=" + r.disk, "YANK_BDF=" + r.bdf, "YANK_DRIVER=" + r.dev.Driver}
+}
+
+// userLoad runs the scenario's load_argv: to completion (2 min at most,
+// exit 0 required), or left running in the background.
+func (r *runner) userLoad(ctx context.Context) error {
+	argv := r.t.Scenario.LoadArgv
+	if r.t.Scenario.LoadBackground {
+		c := bg(`exec "$@"`, "/run/yank/load.log")
+		c.Args = append(c.Args, append([]string{"yank-load"}, argv...)...)
+		c.Env = r.userEnv()
+		if _, err := r.m.Agent.Exec(ctx, c); err != nil {
+			return err
+		}
+		// Give the load its start: the trigger follows at once, and a
+		// window that wants I/O outstanding would miss a load still
+		// forking. Up to 3 s for a request in flight on the disk; a load
+		// that never shows one is noted, and the window judges the rest.
+		out, err := r.guest(ctx, "waiting for the load's I/O", fmt.Sprintf(`n=0; while [ $n -lt 60 ]; do read a b < /sys/block/%s/inflight; [ "$a$b" != 00 ] && { echo busy; exit 0; }; sleep 0.05; n=$((n+1)); done; echo idle`, r.disk), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "busy" {
+			r.note("the background load put no request in flight on %s within 3s", r.disk)
+		}
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := r.m.Agent.Run(lctx, guestagent.Cmd{Path: argv[0], Args: argv[1:], Env: r.userEnv(), CaptureOutput: true})
+	if err != nil {
+		return fmt.Errorf("load_argv %q: %w", argv, err)
+	}
+	if !res.Success() {
+		return fmt.Errorf("load_argv %q: exit %d, signal %d: %s%s", argv, res.ExitCode, res.Signal, res.Stdout, res.Stderr)
+	}
+	return nil
+}
+
+// diskUnder prints the block device whose sysfs path lies under the PCI
+// device bdf: vda, nvme0n1 or sda alike, so no device needs its own
+// lookup.
+func diskUnder(bdf string) string {
+	return fmt.Sprintf(`for b in /sys/block/*; do case $(readlink -f $b) in */%s/*) echo ${b##*/};; esac; done
+`, bdf)
 }
 
 // bg runs script in the guest without capturing output (it may never end).

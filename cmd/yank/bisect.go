@@ -43,21 +43,23 @@ func (e *exitError) ExitCode() int { return e.code }
 
 // bisectStep is one `yank bisect-run` invocation, saved as step.json.
 type bisectStep struct {
-	Commit   string             `json:"commit"`
-	Subject  string             `json:"subject"`
-	Tree     string             `json:"tree"`
-	Scenario string             `json:"scenario"`
-	Offset   scenario.Duration  `json:"offset"`
-	Trials   int                `json:"trials_wanted"`
-	Invert   bool               `json:"invert"`
-	Result   string             `json:"result"` // good, bad, skip
-	Exit     int                `json:"exit"`
-	Reason   string             `json:"reason"`
-	Verdicts []scenario.Outcome `json:"verdicts"`
-	Started  time.Time          `json:"started"`
-	Build    scenario.Duration  `json:"build_time"`
-	Total    scenario.Duration  `json:"total_time"`
-	Dir      string             `json:"dir"`
+	Commit   string            `json:"commit"`
+	Subject  string            `json:"subject"`
+	Tree     string            `json:"tree"`
+	Scenario string            `json:"scenario"`
+	Offset   scenario.Duration `json:"offset"`
+	// IOTimeout is -io-timeout (0: the device's default).
+	IOTimeout scenario.Duration  `json:"io_timeout,omitempty"`
+	Trials    int                `json:"trials_wanted"`
+	Invert    bool               `json:"invert"`
+	Result    string             `json:"result"` // good, bad, skip
+	Exit      int                `json:"exit"`
+	Reason    string             `json:"reason"`
+	Verdicts  []scenario.Outcome `json:"verdicts"`
+	Started   time.Time          `json:"started"`
+	Build     scenario.Duration  `json:"build_time"`
+	Total     scenario.Duration  `json:"total_time"`
+	Dir       string             `json:"dir"`
 }
 
 // bisectRunCmd builds the kernel tree at HEAD, runs trials, and exits 0
@@ -80,7 +82,9 @@ func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("bisect-run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tree := fs.String("tree", ".", "kernel git tree (checked out at the commit to test)")
-	scName := fs.String("scenario", "unbind-race", "scenario to run")
+	scName := fs.String("scenario", "unbind-race", "scenario to run (built-in, or one of -scenario-file's)")
+	scFile := fs.String("scenario-file", "", "a JSON file of your own scenarios (see scenario/examples); -scenario picks one")
+	ioTimeout := fs.Duration("io-timeout", 0, "the disk driver's I/O timeout, for devices that have one (nvme; default 5s)")
 	offset := fs.Duration("offset", 2*time.Second, "removal offset")
 	trials := fs.Int("trials", 3, "clean trials needed to call a commit good (stops at the first hang)")
 	invert := fs.Bool("invert", false, "hunt the commit that FIXED a hang: a hang is good, clean trials are bad")
@@ -118,9 +122,17 @@ the bisection). -invert swaps good and bad.
 			return fmt.Errorf("bisect-run: -patches: %w", err)
 		}
 	}
+	if *scFile != "" {
+		if _, err := scenario.AddFile(*scFile); err != nil {
+			return fmt.Errorf("bisect-run: -scenario-file: %w", err)
+		}
+	}
 	sc, err := scenario.Lookup(*scName)
 	if err != nil {
-		return err
+		return fmt.Errorf("bisect-run: -scenario: %w", err)
+	}
+	if err := scenario.CheckIOTimeout([]scenario.Scenario{sc}, *ioTimeout); err != nil {
+		return fmt.Errorf("bisect-run: -io-timeout: %w", err)
 	}
 	if err := (scenario.Params{Offset: *offset}).Validate(); err != nil {
 		return err
@@ -140,7 +152,7 @@ the bisection). -invert swaps good and bad.
 		logRoot = filepath.Join(root, "bisect", filepath.Base(top))
 	}
 	step := bisectStep{
-		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, Offset: scenario.Duration(*offset),
+		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, Offset: scenario.Duration(*offset), IOTimeout: scenario.Duration(*ioTimeout),
 		Trials: *trials, Invert: *invert, Started: time.Now().UTC(),
 		Dir: filepath.Join(logRoot, time.Now().UTC().Format("20060102T150405.000Z")+"-"+short(commit)),
 	}
@@ -195,7 +207,7 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 	}
 	guest := engine.Guest{Name: short(step.Commit), Kernel: k.BzImage, Initrd: img.Path, Release: k.Release}
 	trials, err := engine.Plan(scenario.Matrix{Scenarios: []scenario.Scenario{sc}, Offsets: []time.Duration{time.Duration(step.Offset)}, Repeats: step.Trials},
-		[]engine.Guest{guest}, scenario.Params{})
+		[]engine.Guest{guest}, scenario.Params{IOTimeout: time.Duration(step.IOTimeout)})
 	if err != nil {
 		skip("trial: %v", err)
 		return
@@ -220,7 +232,8 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 				step.Result, step.Exit, step.Reason = "bad", bisectBad, hang
 			}
 			return
-		case scenario.Pass:
+		case scenario.Pass, scenario.Recovered:
+			// A stall the driver recovered from is not the hang hunted.
 			clean++
 		default:
 			// A crash, an infrastructure failure or a cut that missed the

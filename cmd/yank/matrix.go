@@ -18,21 +18,24 @@ import (
 // matrixFlags are the flags `yank run` and `yank libvirt` share, so both
 // plan the same trials from the same words.
 type matrixFlags struct {
-	kernels, variants, scenarios, offsets, artifacts *string
-	repeat, cpus                                     *int
-	verbose                                          *bool
+	kernels, variants, scenarios, scenarioFile, offsets, artifacts *string
+	repeat, cpus                                                   *int
+	ioTimeout                                                      *time.Duration
+	verbose                                                        *bool
 }
 
 func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 	return matrixFlags{
-		kernels:   fs.String("kernels", strings.Join(defaultKernels, ","), "comma-separated kernels: "+kernels.SpecSyntax),
-		variants:  fs.String("variants", "", "a variants file (the schema of kernels/variants.json) adding to the built-in variants (default ./"+kernels.DefaultVariantsFile+" if present)"),
-		scenarios: fs.String("scenarios", strings.Join(scenario.Names(), ","), "comma-separated scenarios"),
-		offsets:   fs.String("offsets", "", "comma-separated removal offsets after the trigger, e.g. 0s,0.5s,2s (default: each scenario's own)"),
-		repeat:    fs.Int("repeat", 1, "trials per kernel x scenario x offset"),
-		artifacts: fs.String("artifacts", "", "evidence dir (default ./artifacts/<command>-<time>)"),
-		cpus:      fs.Int("cpus", 2, "guest vCPUs, 1 to 8 (surprise-io needs 2 to race)"),
-		verbose:   fs.Bool("v", false, "print each trial's phases as they happen"),
+		kernels:      fs.String("kernels", strings.Join(defaultKernels, ","), "comma-separated kernels: "+kernels.SpecSyntax),
+		variants:     fs.String("variants", "", "a variants file (the schema of kernels/variants.json) adding to the built-in variants (default ./"+kernels.DefaultVariantsFile+" if present)"),
+		scenarios:    fs.String("scenarios", "", "comma-separated scenarios (default: "+strings.Join(scenario.DefaultNames(), ",")+", or the -scenario-file's own; all built-in: "+strings.Join(scenario.Names(), ",")+")"),
+		scenarioFile: fs.String("scenario-file", "", "a JSON file of your own scenarios (the schema of scenario/scenarios.json, with argv triggers and loads: see scenario/examples); they join the built-in ones"),
+		ioTimeout:    fs.Duration("io-timeout", 0, "the disk driver's I/O timeout for devices that have one (nvme: nvme_core.io_timeout; default 5s); a stall that ends within it is RECOVERED"),
+		offsets:      fs.String("offsets", "", "comma-separated removal offsets after the trigger, e.g. 0s,0.5s,2s (default: each scenario's own)"),
+		repeat:       fs.Int("repeat", 1, "trials per kernel x scenario x offset"),
+		artifacts:    fs.String("artifacts", "", "evidence dir (default ./artifacts/<command>-<time>)"),
+		cpus:         fs.Int("cpus", 2, "guest vCPUs, 1 to 8 (surprise-io needs 2 to race)"),
+		verbose:      fs.Bool("v", false, "print each trial's phases as they happen"),
 	}
 }
 
@@ -45,9 +48,12 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	if *f.cpus < 1 || *f.cpus > 8 {
 		return nil, "", nil, fmt.Errorf("%s: -cpus %d: want 1 to 8 guest vCPUs", cmd, *f.cpus)
 	}
-	scenarios, offsets, err := parseSelection(cmd, *f.scenarios, *f.offsets)
+	scenarios, offsets, err := parseSelection(cmd, *f.scenarios, *f.scenarioFile, *f.offsets)
 	if err != nil {
 		return nil, "", nil, err
+	}
+	if err := scenario.CheckIOTimeout(scenarios, *f.ioTimeout); err != nil {
+		return nil, "", nil, fmt.Errorf("%s: -io-timeout: %w", cmd, err)
 	}
 	if err := useVariants(*f.variants, log); err != nil {
 		return nil, "", nil, fmt.Errorf("%s: -variants: %w", cmd, err)
@@ -68,7 +74,7 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 		}
 		guests = append(guests, g)
 	}
-	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat}, guests, scenario.Params{CPUs: *f.cpus})
+	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat}, guests, scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
 	}
@@ -99,10 +105,22 @@ func finishMatrix(stdout io.Writer, rows []engine.Row, dir, files string) error 
 	return nil
 }
 
-// parseSelection reads the -scenarios and -offsets flags; cmd names the
-// command in errors.
-func parseSelection(cmd, scenariosFlag, offsetsFlag string) ([]scenario.Scenario, []time.Duration, error) {
+// parseSelection reads the -scenarios, -scenario-file and -offsets
+// flags; cmd names the command in errors. With no -scenarios a run covers
+// the file's scenarios, or without a file scenario.Defaults.
+func parseSelection(cmd, scenariosFlag, fileFlag, offsetsFlag string) ([]scenario.Scenario, []time.Duration, error) {
 	var scenarios []scenario.Scenario
+	if fileFlag != "" {
+		own, err := scenario.AddFile(fileFlag)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: -scenario-file: %w", cmd, err)
+		}
+		if scenariosFlag == "" {
+			scenarios = own
+		}
+	} else if scenariosFlag == "" {
+		scenarios = scenario.Defaults()
+	}
 	for _, name := range splitList(scenariosFlag) {
 		s, err := scenario.Lookup(name)
 		if err != nil {
@@ -111,8 +129,9 @@ func parseSelection(cmd, scenariosFlag, offsetsFlag string) ([]scenario.Scenario
 		scenarios = append(scenarios, s)
 	}
 	if len(scenarios) == 0 {
-		return nil, nil, fmt.Errorf("%s: -scenarios is empty (known: %s)", cmd, strings.Join(scenario.Names(), ", "))
+		return nil, nil, fmt.Errorf("%s: -scenarios names none (known: %s)", cmd, strings.Join(scenario.Names(), ", "))
 	}
+
 	var offsets []time.Duration
 	for _, o := range splitList(offsetsFlag) {
 		d, err := time.ParseDuration(o)

@@ -99,8 +99,12 @@ func (r Rule) check(where string) error {
 			return fmt.Errorf("%s: classification: a PASS has none", where)
 		}
 	case scenario.Hang:
+	case scenario.Recovered:
+		if r.Classification != "" {
+			return fmt.Errorf("%s: classification: a RECOVERED has none", where)
+		}
 	default:
-		return fmt.Errorf("%s: outcome %q: want PASS or HANG", where, r.Outcome)
+		return fmt.Errorf("%s: outcome %q: want PASS, HANG or RECOVERED", where, r.Outcome)
 	}
 	if r.From != nil && r.To != nil && *r.From > *r.To {
 		return fmt.Errorf("%s: from %s is after to %s", where, r.From, r.To)

@@ -54,6 +54,7 @@ type config struct {
 	artifacts string // "" = temp dir
 	matrix    bool
 	timeout   time.Duration
+	ioTimeout time.Duration // -yank.io-timeout (0: each device's default)
 	pool      *machine.Pool // nil = local QEMU processes
 }
 
@@ -82,8 +83,16 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 	}
 	var scs []scenario.Scenario
 	names := setting("yank.scenarios", "YANK_SCENARIOS")
-	if names == "" {
-		scs = scenario.All()
+	if file := setting("yank.scenario-file", "YANK_SCENARIO_FILE"); file != "" {
+		own, err := scenario.AddFile(file)
+		if err != nil {
+			return c, fmt.Errorf("-yank.scenario-file: %w", err)
+		}
+		if names == "" {
+			scs = own
+		}
+	} else if names == "" {
+		scs = scenario.Defaults()
 	}
 	for _, n := range strings.Split(names, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -137,6 +146,12 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 		if c.artifacts, err = filepath.Abs(a); err != nil {
 			return c, err
 		}
+	}
+	if c.ioTimeout, err = time.ParseDuration(setting("yank.io-timeout", "YANK_IO_TIMEOUT")); err != nil {
+		return c, fmt.Errorf("-yank.io-timeout: %w", err)
+	}
+	if err := scenario.CheckIOTimeout(scs, c.ioTimeout); err != nil {
+		return c, fmt.Errorf("-yank.io-timeout: %w", err)
 	}
 	c.matrix = flag.Lookup("yank.matrix").Value.String() == "true" || os.Getenv("YANK_MATRIX") == "1"
 	if c.pool, err = libvirtPool(setting("yank.libvirt", "YANK_LIBVIRT")); err != nil {

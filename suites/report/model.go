@@ -69,10 +69,12 @@ func (c *Cell) Count() string {
 // Other lists the outcomes besides HANG and PASS ("1 missed, 1 INFRA-ERROR").
 func (c *Cell) Other() string {
 	var s []string
-	for _, o := range []scenario.Outcome{scenario.Missed, scenario.Crash, scenario.InfraError, ""} {
+	for _, o := range []scenario.Outcome{scenario.Recovered, scenario.Missed, scenario.Crash, scenario.InfraError, ""} {
 		if n := c.Outcomes[o]; n > 0 {
 			name := string(o)
 			switch o {
+			case scenario.Recovered:
+				name = "recovered"
 			case scenario.Missed:
 				name = "missed"
 			case "":
