@@ -93,7 +93,7 @@ type Stall struct {
 	// Until the first probe that saw it over (zero while it lasts).
 	Since       time.Time `json:"since"`
 	SinceUptime Duration  `json:"since_uptime"` // the guest clock at Since
-	Until       time.Time `json:"until,omitempty"`
+	Until       time.Time `json:"until,omitzero"`
 	// Host and Guest are its length on each clock.
 	Host  Duration `json:"host"`
 	Guest Duration `json:"guest"`
@@ -204,8 +204,7 @@ func Decide(o Observed) Decision {
 	if dev == nil {
 		return d.infra("scenario %s: unknown device %q", o.Scenario.Name, o.Scenario.Device)
 	}
-	stallWindow, hangAfter := o.Params.StallWindow, max(dev.HangAfter(o.Params), time.Duration(o.Scenario.HangAfter))
-	budget := max(o.Params.Budget, hangAfter+30*time.Second)
+	stallWindow, hangAfter, budget := o.Params.StallWindow, o.Scenario.HangAfterFor(o.Params), o.Scenario.Budget(o.Params)
 
 	// Replay the answered probes: I/O progress, the D-state watches, the
 	// stall they add up to, and how long the guest has been quiet.
@@ -268,7 +267,7 @@ func Decide(o Observed) Decision {
 	}
 	if !quietSince.IsZero() && now.Sub(quietSince) >= o.Params.Settle {
 		if stall != nil {
-			return d.recovered(o, dev, stall)
+			return d.recovered(console, dev, stall)
 		}
 		return d.settled(o)
 	}
@@ -329,9 +328,9 @@ func trackStall(s *Stall, at time.Time, st *GuestState, watch map[int]*Watch, la
 }
 
 // recovered decides RECOVERED once the guest settled after a stall.
-func (d Decision) recovered(o Observed, dev *Device, s *Stall) Decision {
+func (d Decision) recovered(console []journal.Entry[string], dev *Device, s *Stall) Decision {
 	var lines []string
-	for _, l := range o.Console {
+	for _, l := range console {
 		lines = append(lines, l.Item)
 	}
 	r := *s

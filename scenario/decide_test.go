@@ -165,9 +165,26 @@ func TestDecideRules(t *testing.T) {
 			"sh (pid 68) stalled in D state under blk_mq_get_tag with no I/O completing for 6s, then every task left D state and the device was removed; recovery on the console: nvme nvme0: I/O 3 QID 1 timeout, disable controller"},
 		{"nvme stalled, recovered with no recovery line: RECOVERED, says so", nvmeObserved(stallThenQuiet(24, 5), console(false)), Recovered, false, "nvme logged no recovery line"},
 		{"stalled 2.75 s (under StallWindow), then quiet: no stall, judge the window", nvmeObserved(stallThenQuiet(11, 5), console(false)), "", true, ""},
-		{"nvme recovering: the budget grows with the horizon", nvmeObserved(probes(int(p.Budget/(250*time.Millisecond))+1, 250*time.Millisecond, func(i int) GuestState {
+		{"nvme's 13 s horizon fits the 90 s budget: INFRA-ERROR after 90 s", nvmeObserved(probes(int(p.Budget/(250*time.Millisecond))+1, 250*time.Millisecond, func(i int) GuestState {
 			return GuestState{DevicePresent: true, Trigger: "running", Completions: "1/" + string(rune('a'+i%26)) + "/4"}
 		}), console(false)), InfraError, false, "no verdict 1m30s after the removal"},
+		{"hang_after 100 s: still probing at 91 s", func() Observed {
+			o := nvmeObserved(probes(364, 250*time.Millisecond, hung), console(false))
+			o.Scenario.HangAfter = Duration(100 * time.Second)
+			return o
+		}(), "", false, ""},
+		{"hang_after 100 s: HANG once the stall outlasts it", func() Observed {
+			o := nvmeObserved(probes(401, 250*time.Millisecond, hung), console(false))
+			o.Scenario.HangAfter = Duration(100 * time.Second)
+			return o
+		}(), Hang, false, "did not run for 1m40s of guest time"},
+		{"hang_after 100 s: the budget is 130 s", func() Observed {
+			o := nvmeObserved(probes(521, 250*time.Millisecond, func(i int) GuestState {
+				return GuestState{DevicePresent: true, Trigger: "running", Completions: "1/" + string(rune('a'+i%26)) + "/4"}
+			}), console(false))
+			o.Scenario.HangAfter = Duration(100 * time.Second)
+			return o
+		}(), InfraError, false, "no verdict 2m10s after the removal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := Decide(tc.o)

@@ -119,6 +119,23 @@ func (d *Device) HangAfter(p Params) time.Duration {
 	return p.StallWindow + 2*d.Timeout(p)
 }
 
+// HangAfterFor is the stall a HANG needs in this scenario: the device's
+// horizon, or the scenario's hang_after when that is longer.
+func (s Scenario) HangAfterFor(p Params) time.Duration {
+	d := s.DeviceInfo()
+	if d == nil {
+		return p.StallWindow
+	}
+	return max(d.HangAfter(p), time.Duration(s.HangAfter))
+}
+
+// Budget is how long after the removal a trial of this scenario may take
+// to reach a verdict: Params.Budget, or the hang horizon plus 30 s when
+// that is longer.
+func (s Scenario) Budget(p Params) time.Duration {
+	return max(p.Budget, s.HangAfterFor(p)+30*time.Second)
+}
+
 // KernelArgs are the guest kernel parameters the device needs for p:
 // its I/O timeout and queue depth when they are kernel parameters.
 func (d *Device) KernelArgs(p Params) []string {

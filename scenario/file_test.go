@@ -64,6 +64,18 @@ func TestBadScenarioFiles(t *testing.T) {
 			[]string{`scenario "unbind-race": field "name": already a built-in scenario; rename it`}},
 		{"no name", strings.Replace(good, `"name": "x", `, ``, 1),
 			[]string{`scenario #1: field "name": missing`}},
+		{"an argv with a built-in trigger", strings.Replace(good, `"trigger_argv"`, `"trigger": "unbind", "trigger_argv"`, 1),
+			[]string{`field "trigger_argv": given with trigger "unbind"`}},
+		{"a load_argv with a built-in io", strings.Replace(good, `"io": "buffered"`, `"io": "buffered", "load_argv": ["dd"]`, 1),
+			[]string{`field "load_argv": given with io "buffered"`}},
+		{"load_background without a load", strings.Replace(good, `"io": "buffered"`, `"io": "buffered", "load_background": true`, 1),
+			[]string{`field "load_background": only for io "command"`}},
+		{"hang_after too short", strings.Replace(good, `"io": "buffered"`, `"io": "buffered", "hang_after": "1s"`, 1),
+			[]string{`field "hang_after": 1s: want 3s to 10m`}},
+		{"a name that cannot name a dir", strings.Replace(good, `"x"`, `"my/scenario"`, 1),
+			[]string{`field "name": "my/scenario": use letters, digits`}},
+		{"a pattern for a function name", strings.Replace(good, `{"io": "outstanding"}`, `{"trigger": "running", "trigger_in": ["del_*"]}`, 1),
+			[]string{`field "window": window.trigger_in "del_*": want a kernel function name`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := filepath.Join(t.TempDir(), "mine.json")

@@ -293,8 +293,8 @@ func (s Scenario) Validate() error {
 			return s.fieldErr("offsets", "[%d]: %v", i, err)
 		}
 	}
-	if s.HangAfter < 0 || time.Duration(s.HangAfter) > 10*time.Minute {
-		return s.fieldErr("hang_after", "%s: want 0 (the device's horizon) up to 10m", s.HangAfter)
+	if s.HangAfter != 0 && (time.Duration(s.HangAfter) < minHangAfter || time.Duration(s.HangAfter) > 10*time.Minute) {
+		return s.fieldErr("hang_after", "%s: want %s to 10m, or leave it out for the device's horizon (it only ever lengthens that)", s.HangAfter, minHangAfter)
 	}
 	if err := s.Window.validate(); err != nil {
 		return s.fieldErr("window", "%v", err)
@@ -328,6 +328,10 @@ func checkArgv(a Argv) error {
 	}
 	return nil
 }
+
+// minHangAfter is the shortest hang_after: the default stall window (a
+// shorter one would never apply, Device.HangAfter being at least that).
+const minHangAfter = 3 * time.Second
 
 // MaxOffset bounds removal offsets: past it the trigger has long finished
 // (or hung on its own), so the trial would measure nothing.

@@ -105,6 +105,23 @@ func TestClassify(t *testing.T) {
 			t.Errorf("got %s/%d, want %s/%d", class, primary.PID, tc.class, tc.pid)
 		}
 	}
+	// Several waits (virtio-scsi's): the innermost frame that is one of
+	// them names the class; a user's command trigger is named by its kind.
+	scsi := devices["virtio-scsi"].RemoveWaits
+	flush := Task{PID: 70, Comm: "sh", Role: "trigger:command", Stack: []string{"blk_execute_rq+0x1/0x2", "sd_sync_cache+0x1/0x2", "sd_remove+0x1/0x2"}}
+	for _, tc := range []struct {
+		tasks []Task
+		class string
+		pid   int
+	}{
+		{[]Task{pciehpLock, flush}, "command-blk_execute_rq", 70},
+		{[]Task{pciehpDG}, "pciehp-blk_mq_freeze_queue_wait", 21},
+		{[]Task{pciehpLock}, "other-d-state", 21},
+	} {
+		if class, primary := Classify(tc.tasks, scsi); class != tc.class || primary.PID != tc.pid {
+			t.Errorf("virtio-scsi: got %s/%d, want %s/%d", class, primary.PID, tc.class, tc.pid)
+		}
+	}
 }
 
 func TestScanConsole(t *testing.T) {

@@ -49,8 +49,9 @@ type Verdict struct {
 	// DetectionLatency is from the removal to the verdict.
 	DetectionLatency Duration `json:"detection_latency"`
 
-	// Hang details: Classification is "unbind-del_gendisk",
-	// "pciehp-del_gendisk" or "other-d-state".
+	// Hang details: Classification is "<trigger>-<fn>" (the trigger's
+	// task under one of the device's remove waits, "unbind-del_gendisk"),
+	// "pciehp-<fn>", "other-<fn>" or "other-d-state" (Classify).
 	Classification string       `json:"classification,omitempty"`
 	StuckTask      *Task        `json:"stuck_task,omitempty"`
 	Stuck          []Task       `json:"stuck,omitempty"`
@@ -68,8 +69,13 @@ type Verdict struct {
 	HangProof *HangProof `json:"hang_proof,omitempty"`
 	// Stall is the stall a RECOVERED trial recovered from.
 	Stall *Stall `json:"stall,omitempty"`
-	// Device is the disk kind the trial removed (devices.json).
-	Device string `json:"device,omitempty"`
+	// Device is the disk kind the trial removed (devices.json), IOTimeout
+	// the driver's I/O timeout the trial set (0: it has none) and
+	// HangAfter the stall a HANG needed (Device.HangAfter, or the
+	// scenario's hang_after).
+	Device    string   `json:"device,omitempty"`
+	IOTimeout Duration `json:"io_timeout,omitempty"`
+	HangAfter Duration `json:"hang_after,omitempty"`
 
 	Params    Params       `json:"params"`
 	Timeline  Timeline     `json:"timeline"`

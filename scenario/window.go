@@ -28,6 +28,8 @@ type Window struct {
 	Device string `json:"device,omitempty"`
 }
 
+var kernelSymbol = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+
 // Window values.
 const (
 	WindowRunning     = "running"
@@ -62,7 +64,8 @@ func (w Window) validate() error {
 		return fmt.Errorf("window.device %q: want \"bound\" or nothing", w.Device)
 	}
 	for _, f := range w.TriggerIn {
-		if f == "" || strings.ContainsAny(f, " +/'\"$`\\") {
+		// The sampler matches these as shell patterns: a name only.
+		if !kernelSymbol.MatchString(f) {
 			return fmt.Errorf("window.trigger_in %q: want a kernel function name", f)
 		}
 	}

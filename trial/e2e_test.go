@@ -57,11 +57,17 @@ var trialSeq int
 
 func runTrialParams(t *testing.T, variant, name string, p scenario.Params) scenario.Verdict {
 	t.Helper()
-	kernel, initrd := guestFor(t, variant)
 	sc, err := scenario.Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runScenario(t, variant, sc, p)
+}
+
+// runScenario runs one trial of sc on the variant.
+func runScenario(t *testing.T, variant string, sc scenario.Scenario, p scenario.Params) scenario.Verdict {
+	t.Helper()
+	kernel, initrd := guestFor(t, variant)
 	dir := filepath.Join(t.TempDir(), "artifacts")
 	if keep := os.Getenv("YANK_TEST_ARTIFACTS"); keep != "" {
 		trialSeq++

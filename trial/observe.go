@@ -96,6 +96,7 @@ func (r *runner) observed() scenario.Observed {
 // looks once more for a late crash.
 func (r *runner) conclude(ctx context.Context, d scenario.Decision) {
 	r.v.Warnings = d.Warnings
+	r.refreshSamples(ctx)
 	switch d.Outcome {
 	case scenario.Hang:
 		r.hang(ctx, d.Hang)
@@ -113,6 +114,7 @@ func (r *runner) conclude(ctx context.Context, d scenario.Decision) {
 		// What the cut hit is evidence here too, though a stall that
 		// recovered tested something whatever the window says.
 		r.v.Stall = d.Stall
+		r.v.Stall.Task.Role = scenario.Role(d.Stall.Task, r.trigPID, r.t.Scenario.Trigger)
 		r.v.Window = r.window(ctx)
 		r.decide(d.Outcome, d.Reason)
 	default:

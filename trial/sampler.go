@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/yank-dev/yank/scenario"
 )
 
 // samplerInterval is the sampler's sleep between looks; one look costs
@@ -79,4 +81,29 @@ func (r *runner) readSamples(ctx context.Context) ([]string, error) {
 	}
 	r.samples = strings.Split(strings.TrimRight(out, "\n"), "\n")
 	return r.samples, nil
+}
+
+// refreshSamples reads the sampler's lines again once the verdict is
+// near and adds those the early read (readSamplesEarly) did not have, by
+// sequence number: samples.log then runs to the end and still holds the
+// looks around the cut, even if they have rotated out of the kernel log
+// since. A failed read keeps what there is.
+func (r *runner) refreshSamples(ctx context.Context) {
+	if r.samples == nil || r.m == nil || r.m.Exited() {
+		return
+	}
+	out, err := r.guest(ctx, "re-reading the sampler's lines (dmesg)", samplerDump, 10*time.Second)
+	if err != nil {
+		r.log.Warn("sampler lines not re-read", "err", err)
+		return
+	}
+	last := 0
+	for _, s := range scenario.ParseSamples(r.samples) {
+		last = max(last, s.Seq)
+	}
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if ss := scenario.ParseSamples([]string{l}); len(ss) == 1 && ss[0].Seq > last {
+			r.samples = append(r.samples, l)
+		}
+	}
 }

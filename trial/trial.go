@@ -114,6 +114,7 @@ func newRunner(t Trial) (*runner, error) {
 	r := &runner{t: t, p: t.Params.WithDefaults(), dev: t.Scenario.DeviceInfo()}
 	r.v = scenario.Verdict{
 		Scenario: t.Scenario.Name, Kernel: t.KernelName, Params: r.p, Device: r.dev.Name,
+		IOTimeout: scenario.Duration(r.dev.Timeout(r.p)), HangAfter: scenario.Duration(t.Scenario.HangAfterFor(r.p)),
 		RequestedOffset: scenario.Duration(r.p.Offset), Started: time.Now(), Artifacts: t.Artifacts,
 	}
 	var w io.Writer = io.Discard
@@ -304,23 +305,7 @@ func (r *runner) trigger(ctx context.Context) bool {
 	default:
 		action = ":"
 	}
-	// echo is a shell builtin, so the task doing the unbind write is this
-	// shell, whose pid the probe watches. The trigger waits (up to 10 s)
-	// for the sampler's first look, so even a cut at +0s has the guest's
-	// state before it on record.
-	mark0 := fmt.Sprintf(`echo $$ > /run/yank/trigger.pid
-echo "%s trigger=%s pid=$$" > /dev/kmsg`, scenario.TriggerMarker, r.t.Scenario.Trigger)
-	body := mark0 + "\n" + action
-	if r.t.Scenario.Trigger == scenario.TriggerCommand {
-		// The user's argv comes in as the script's positional parameters,
-		// never pasted into it: a child shell marks T0 with its own pid
-		// and execs the argv, so the task the probes watch is the user's
-		// command.
-		body = "sh -c '" + strings.ReplaceAll(mark0, "'", `'\''`) + `; exec "$@"' yank-trigger "$@"`
-	}
-	script := `n=0; while [ ! -e /run/yank/sampler.ready ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done
-` + body + `
-echo "YANK-T1 rc=$?" > /dev/kmsg`
+	script := triggerScript(r.t.Scenario.Trigger, action, "/run/yank", "/dev/kmsg")
 	cmd := bg(script, "/run/yank/trigger.log")
 	if r.t.Scenario.Trigger == scenario.TriggerCommand {
 		cmd.Args = append(cmd.Args, append([]string{"yank-trigger"}, r.t.Scenario.TriggerArgv...)...)
@@ -429,6 +414,28 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		r.t.Hooks.AfterRemoval(r.m)
 	}
 	return rs
+}
+
+// triggerScript is the trigger's guest script (run with the user's argv
+// as its positional parameters for trigger "command"). echo is a shell
+// builtin, so the task doing an unbind write is this shell, whose pid the
+// probe watches. The script waits (up to 10 s) for the sampler's first
+// look, so even a cut at +0s has the guest's state before it on record.
+// For a command, a child shell marks T0 with its own pid and execs the
+// argv, which is never pasted into the script, so the task the probes
+// watch is the user's command. dir is the trial's guest dir and kmsg the
+// kernel log (parameters for the unit test; >> so that a plain file
+// collects every line, as /dev/kmsg does).
+func triggerScript(trigger scenario.Trigger, action, dir, kmsg string) string {
+	mark0 := fmt.Sprintf(`echo $$ > %s/trigger.pid
+echo "%s trigger=%s pid=$$" >> %s`, dir, scenario.TriggerMarker, trigger, kmsg)
+	body := mark0 + "\n" + action
+	if trigger == scenario.TriggerCommand {
+		body = "sh -c '" + strings.ReplaceAll(mark0, "'", `'\''`) + `; exec "$@"' yank-trigger "$@"`
+	}
+	return fmt.Sprintf(`n=0; while [ ! -e %s/sampler.ready ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done
+%s
+echo "YANK-T1 rc=$?" >> %s`, dir, body, kmsg)
 }
 
 // userEnv is the environment of a scenario's own trigger and load: what

@@ -82,7 +82,7 @@ func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("bisect-run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tree := fs.String("tree", ".", "kernel git tree (checked out at the commit to test)")
-	scName := fs.String("scenario", "unbind-race", "scenario to run (built-in, or one of -scenario-file's)")
+	scName := fs.String("scenario", "", "scenario to run (default unbind-race, or -scenario-file's one scenario)")
 	scFile := fs.String("scenario-file", "", "a JSON file of your own scenarios (see scenario/examples); -scenario picks one")
 	ioTimeout := fs.Duration("io-timeout", 0, "the disk driver's I/O timeout, for devices that have one (nvme; default 5s)")
 	offset := fs.Duration("offset", 2*time.Second, "removal offset")
@@ -123,9 +123,19 @@ the bisection). -invert swaps good and bad.
 		}
 	}
 	if *scFile != "" {
-		if _, err := scenario.AddFile(*scFile); err != nil {
+		own, err := scenario.AddFile(*scFile)
+		if err != nil {
 			return fmt.Errorf("bisect-run: -scenario-file: %w", err)
 		}
+		if *scName == "" {
+			if len(own) != 1 {
+				return fmt.Errorf("bisect-run: -scenario-file %s has %d scenarios: pick one with -scenario", *scFile, len(own))
+			}
+			*scName = own[0].Name
+		}
+	}
+	if *scName == "" {
+		*scName = "unbind-race"
 	}
 	sc, err := scenario.Lookup(*scName)
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 )
 
 // Defaults for `yank run` with no arguments: the kernels with and without
-// the RFC and with the RFC plus its virtio consumer, every scenario, each
-// at its default offsets.
+// the RFC and with the RFC plus its virtio consumer, the virtio-blk
+// scenarios (scenario.Defaults), each at its default offsets.
 var defaultKernels = []string{"stock", "rfc-v3", "rfc-v3-virtio"}
 
 // runCmd is `yank run`: the matrix on one local QEMU guest at a time (so

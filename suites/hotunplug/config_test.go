@@ -153,6 +153,12 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 	if err := scenario.CheckIOTimeout(scs, c.ioTimeout); err != nil {
 		return c, fmt.Errorf("-yank.io-timeout: %w", err)
 	}
+	for _, sc := range scs {
+		// A trial takes its boot, load and offset, then up to its budget.
+		if need := sc.Budget(scenario.Params{IOTimeout: c.ioTimeout}.WithDefaults()) + 90*time.Second; need > c.timeout {
+			return c, fmt.Errorf("-yank.spec-timeout %s: scenario %s may need %s (its verdict budget and 90 s to boot and load): raise -yank.spec-timeout", c.timeout, sc.Name, need)
+		}
+	}
 	c.matrix = flag.Lookup("yank.matrix").Value.String() == "true" || os.Getenv("YANK_MATRIX") == "1"
 	if c.pool, err = libvirtPool(setting("yank.libvirt", "YANK_LIBVIRT")); err != nil {
 		return c, err
