@@ -35,8 +35,8 @@ type Device struct {
 	// QueueDepthParam is the kernel parameter that sets the guest's queue
 	// depth when the device has no such QEMU property (nvme), set to
 	// QueueSize + QueueDepthExtra (an NVMe ring keeps one slot empty, so
-	// io_queue_depth=5 gives 4 tags); MinQueueDepth is the smallest
-	// QueueSize it takes.
+	// io_queue_depth=5 gives 4 tags). MinQueueDepth is the smallest
+	// QueueSize the device takes (QEMU refuses virtqueues under 4).
 	QueueDepthParam string `json:"queue_depth_param,omitempty"`
 	QueueDepthExtra int    `json:"queue_depth_extra,omitempty"`
 	MinQueueDepth   int    `json:"min_queue_depth,omitempty"`
@@ -155,7 +155,7 @@ func (d *Device) CheckParams(p Params) error {
 		return fmt.Errorf("io-timeout %s: %s takes whole seconds, at least 1s", p.IOTimeout, d.IOTimeout.KernelParam)
 	}
 	if d.MinQueueDepth > 0 && p.QueueSize > 0 && p.QueueSize < d.MinQueueDepth {
-		return fmt.Errorf("queue size %d: %s needs at least %d (%s)", p.QueueSize, d.Name, d.MinQueueDepth, d.QueueDepthParam)
+		return fmt.Errorf("queue size %d: %s needs at least %d", p.QueueSize, d.Name, d.MinQueueDepth)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestExamplesLoad: the documented examples are valid scenario files
@@ -120,5 +121,31 @@ func TestAddFileJoinsTheCatalog(t *testing.T) {
 		if d == "mine-unbind" || strings.HasPrefix(d, "nvme-") {
 			t.Errorf("defaults hold %s", d)
 		}
+	}
+}
+
+// TestDeviceParams: knobs a device cannot take are refused before a
+// guest boots, naming the knob and the device.
+func TestDeviceParams(t *testing.T) {
+	for _, tc := range []struct {
+		dev  string
+		p    Params
+		want string
+	}{
+		{"virtio-blk", Params{QueueSize: 2}, "queue size 2: virtio-blk needs at least 4"},
+		{"nvme", Params{QueueSize: 1}, ""},
+		{"nvme", Params{IOTimeout: 1500 * time.Millisecond}, "io-timeout 1.5s: nvme_core.io_timeout takes whole seconds"},
+		{"virtio-scsi", Params{IOTimeout: 5 * time.Second}, ""}, // applies only where there is one
+	} {
+		err := devices[tc.dev].CheckParams(tc.p)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %+v: %v, want %q", tc.dev, tc.p, err, tc.want)
+		}
+	}
+	if got := devices["nvme"].KernelArgs(Params{QueueSize: 4, IOTimeout: 7 * time.Second}); strings.Join(got, " ") != "nvme_core.io_timeout=7 nvme.io_queue_depth=5" {
+		t.Errorf("nvme kernel args: %q", got)
+	}
+	if got := devices["virtio-blk"].KernelArgs(Params{QueueSize: 4}); len(got) != 0 {
+		t.Errorf("virtio-blk kernel args: %q", got)
 	}
 }
