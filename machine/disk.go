@@ -268,3 +268,11 @@ func (d Disk) validate() []error {
 	}
 	return errs
 }
+
+// BlockDeviceScript is a guest shell script that prints, one per line,
+// the block devices whose sysfs device sits under PCI function bdf
+// ("0000:01:00.0"): vda, nvme0n1, sda, whatever the kind, so nothing
+// needs a per-device lookup. It runs in the image's busybox sh.
+func BlockDeviceScript(bdf string) string {
+	return `for b in /sys/block/*; do case $(readlink -f $b) in */` + bdf + `/*) echo ${b##*/};; esac; done`
+}

@@ -29,7 +29,7 @@ var kindGuest = map[machine.DiskKind]struct {
 
 // TestDiskKindsSurpriseRemoval boots yank's stock kernel with one disk of
 // each kind on a root port, finds its block device under the disk's PCI
-// function (machinetest.BlockScript), checks the queue knobs reached the
+// function (machine.BlockDeviceScript), checks the queue knobs reached the
 // guest, cuts the slot (qmp.PrepareSurprise, Fire) and checks the block
 // device and the function are gone.
 func TestDiskKindsSurpriseRemoval(t *testing.T) {
@@ -86,7 +86,7 @@ func TestDiskKindsSurpriseRemoval(t *testing.T) {
 			}
 			machinetest.WaitGone(t, ctx, m, bdf)
 			for {
-				left := guestShell(t, ctx, m, machinetest.BlockScript(bdf)+"; if test -e /sys/block/"+dev+"; then echo "+dev+"-still-in-sys-block; fi")
+				left := guestShell(t, ctx, m, machine.BlockDeviceScript(bdf)+"; if test -e /sys/block/"+dev+"; then echo "+dev+"-still-in-sys-block; fi")
 				if strings.TrimSpace(left) == "" {
 					break
 				}

@@ -250,7 +250,8 @@ echo -1 > /proc/sys/kernel/hung_task_warnings
 echo 1 > /proc/sys/kernel/sysrq
 echo on > /proc/sys/kernel/printk_devkmsg
 echo 7 > /proc/sys/kernel/printk
-%s`, sysctl.String(), p.HungTaskTimeout, diskUnder(r.bdf))
+%s
+`, sysctl.String(), p.HungTaskTimeout, machine.BlockDeviceScript(r.bdf))
 	out, err := r.guest(ctx, "guest setup", script, 20*time.Second)
 	if err != nil {
 		r.infra("%v", err)
@@ -308,8 +309,7 @@ func (r *runner) trigger(ctx context.Context) bool {
 	script := triggerScript(r.t.Scenario.Trigger, action, "/run/yank", "/dev/kmsg")
 	cmd := bg(script, "/run/yank/trigger.log")
 	if r.t.Scenario.Trigger == scenario.TriggerCommand {
-		cmd.Args = append(cmd.Args, append([]string{"yank-trigger"}, r.t.Scenario.TriggerArgv...)...)
-		cmd.Env = r.userEnv()
+		cmd = r.withUserArgv(cmd, "yank-trigger", r.t.Scenario.TriggerArgv)
 	}
 	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.WindowWant().TriggerIn), "/run/yank/sampler.log")); err != nil {
 		r.infra("starting the guest sampler: %v", err)
@@ -444,15 +444,20 @@ func (r *runner) userEnv() []string {
 	return []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "YANK_DEV=/dev/" + r.disk, "YANK_DISK=" + r.disk, "YANK_BDF=" + r.bdf, "YANK_DRIVER=" + r.dev.Driver}
 }
 
+// withUserArgv hands a scenario's argv to a yank script as its positional
+// parameters ($0 is name) and gives it the user's environment.
+func (r *runner) withUserArgv(c guestagent.Cmd, name string, argv []string) guestagent.Cmd {
+	c.Args = append(c.Args, append([]string{name}, argv...)...)
+	c.Env = r.userEnv()
+	return c
+}
+
 // userLoad runs the scenario's load_argv: to completion (2 min at most,
 // exit 0 required), or left running in the background.
 func (r *runner) userLoad(ctx context.Context) error {
 	argv := r.t.Scenario.LoadArgv
 	if r.t.Scenario.LoadBackground {
-		c := bg(`exec "$@"`, "/run/yank/load.log")
-		c.Args = append(c.Args, append([]string{"yank-load"}, argv...)...)
-		c.Env = r.userEnv()
-		if _, err := r.m.Agent.Exec(ctx, c); err != nil {
+		if _, err := r.m.Agent.Exec(ctx, r.withUserArgv(bg(`exec "$@"`, "/run/yank/load.log"), "yank-load", argv)); err != nil {
 			return err
 		}
 		// Give the load its start: the trigger follows at once, and a
@@ -478,14 +483,6 @@ func (r *runner) userLoad(ctx context.Context) error {
 		return fmt.Errorf("load_argv %q: exit %d, signal %d: %s%s", argv, res.ExitCode, res.Signal, res.Stdout, res.Stderr)
 	}
 	return nil
-}
-
-// diskUnder prints the block device whose sysfs path lies under the PCI
-// device bdf: vda, nvme0n1 or sda alike, so no device needs its own
-// lookup.
-func diskUnder(bdf string) string {
-	return fmt.Sprintf(`for b in /sys/block/*; do case $(readlink -f $b) in */%s/*) echo ${b##*/};; esac; done
-`, bdf)
 }
 
 // bg runs script in the guest without capturing output (it may never end).

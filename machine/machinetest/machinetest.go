@@ -107,17 +107,10 @@ func ownResolve(variant string, tb testing.TB) (kernel, initrd string, err error
 	return k.BzImage, img.Path, nil
 }
 
-// BlockScript prints, one per line, the guest block devices whose sysfs
-// device sits under PCI function bdf ("0000:01:00.0"): vda, nvme0n1, sda,
-// whatever the driver. It runs in the image's busybox sh.
-func BlockScript(bdf string) string {
-	return `for b in /sys/block/*; do case $(readlink -f $b) in */` + bdf + `/*) echo ${b##*/};; esac; done`
-}
-
-// BlockDevices runs BlockScript in the guest.
+// BlockDevices runs machine.BlockDeviceScript in the guest.
 func BlockDevices(t testing.TB, ctx context.Context, m *machine.Machine, bdf string) []string {
 	t.Helper()
-	res, err := m.Agent.RunShell(ctx, BlockScript(bdf))
+	res, err := m.Agent.RunShell(ctx, machine.BlockDeviceScript(bdf))
 	if err != nil {
 		t.Fatalf("agent: %v", err)
 	}
