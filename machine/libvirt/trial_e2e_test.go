@@ -50,8 +50,14 @@ func stockGuest(t *testing.T) (kernel, initrd string) {
 	return k.BzImage, img.Path
 }
 
-// TestLibvirtScenariosMatchLocal runs surprise-io and graceful-io on the
-// stock kernel through libvirt and locally: same verdicts.
+// TestLibvirtScenariosMatchLocal runs unbind-race, graceful-io and
+// surprise-io on the stock kernel through libvirt and locally. The first
+// two are deterministic (HANG once the unbind is in del_gendisk, PASS for
+// the control) and must give the same verdict on both backends.
+// surprise-io is a race (it hung ~19/20 in earlier runs, and one clean-
+// clone make test saw a PASS with the window hit): each backend must give
+// a verdict that says what it tested, HANG pciehp-del_gendisk, PASS with
+// the window hit, or MISSED, never INFRA-ERROR or CRASH.
 func TestLibvirtScenariosMatchLocal(t *testing.T) {
 	e2e.Require(t)
 	d, b, kernel, initrd := stockOnLibvirt(t)
@@ -60,9 +66,11 @@ func TestLibvirtScenariosMatchLocal(t *testing.T) {
 		offset time.Duration
 		want   scenario.Outcome
 		class  string
+		race   bool // a race: any tested outcome with its evidence
 	}{
-		{"surprise-io", 2 * time.Second, scenario.Hang, "pciehp-del_gendisk"},
-		{"graceful-io", 2 * time.Second, scenario.Pass, ""},
+		{"unbind-race", 2 * time.Second, scenario.Hang, "unbind-del_gendisk", false},
+		{"graceful-io", 2 * time.Second, scenario.Pass, "", false},
+		{"surprise-io", 2 * time.Second, scenario.Hang, "pciehp-del_gendisk", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc, err := scenario.Lookup(tc.name)
@@ -82,7 +90,10 @@ func TestLibvirtScenariosMatchLocal(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("%s: %s", be.Name(), v.String())
-				if v.Outcome != tc.want || v.Classification != tc.class {
+				switch {
+				case tc.race && v.Outcome == scenario.Pass && v.Window != nil && v.Window.Hit:
+				case tc.race && v.Outcome == scenario.Missed && v.Window != nil && !v.Window.Hit:
+				case v.Outcome != tc.want || v.Classification != tc.class:
 					t.Errorf("%s: got %s/%s, want %s/%s", be.Name(), v.Outcome, v.Classification, tc.want, tc.class)
 				}
 				if achieved := time.Duration(v.AchievedOffset); achieved < tc.offset || achieved > tc.offset+500*time.Millisecond {
