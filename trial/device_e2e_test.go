@@ -81,9 +81,17 @@ func TestRecoveredOnARealTrial(t *testing.T) {
 		default:
 			t.Fatalf("trial %d: got %s, want RECOVERED (or MISSED):\n%s", i, v.Outcome, v)
 		}
+		// Which recovery line comes first depends on where in the reset
+		// the cut lands: pci_dev_wait's "giving up" when it lands in the
+		// FLR's wait, nvme's "Removing after probe failure" when it lands
+		// in the reset_done that follows (a clean-clone CI run saw that,
+		// a 73 s stall). Either is the device's recovery (devices.json).
 		s := v.Stall
-		if s == nil || time.Duration(s.Host) < 50*time.Second || time.Duration(s.Guest) < 50*time.Second || !strings.Contains(s.RecoveryLine, "giving up") || !strings.Contains(s.Task.Comm, "pciehp") {
-			t.Fatalf("RECOVERED without a ~65 s stall of pciehp ended by pci_dev_wait giving up: %+v\n%s", s, v)
+		if s == nil || time.Duration(s.Host) < 50*time.Second || time.Duration(s.Guest) < 50*time.Second || !strings.Contains(s.Task.Comm, "pciehp") {
+			t.Fatalf("RECOVERED without a ~65 s stall of pciehp: %+v\n%s", s, v)
+		}
+		if s.RecoveryLine == "" {
+			t.Fatalf("RECOVERED without one of nvme's recovery lines (devices.json) on the console\n%s", v)
 		}
 		t.Logf("RECOVERED after %s (guest %s): %s", time.Duration(s.Host).Round(time.Second), time.Duration(s.Guest).Round(time.Second), s.RecoveryLine)
 		return
