@@ -47,7 +47,20 @@ func (localBackend) Start(ctx context.Context, spec Spec, opts Options) (_ *Mach
 	defer qemuLog.Close()
 
 	args := m.Spec.Args(m.Paths, accel)
+	var incoming *os.File
+	if opts.Incoming != "" {
+		// The state reaches QEMU as an open file (fd 3), not a path in a
+		// shell command.
+		if incoming, err = os.Open(opts.Incoming); err != nil {
+			return nil, fmt.Errorf("guest state: %w", err)
+		}
+		defer incoming.Close()
+		args = append(args, "-incoming", "fd:3")
+	}
 	cmd := exec.Command(qemuBin, args...)
+	if incoming != nil {
+		cmd.ExtraFiles = []*os.File{incoming}
+	}
 	cmd.Dir = m.Paths.Dir
 	// Own process group, so a terminal's Ctrl-C reaches yank (which cleans
 	// up) rather than killing QEMU under it, and so Kill takes the whole
@@ -117,7 +130,13 @@ func (m *Machine) connectQMP(ctx context.Context) error {
 		if _, err := os.Stat(m.Paths.QMP); err == nil {
 			c, err := qmp.Dial(ctx, m.Paths.QMP, qmp.WithLogger(m.log))
 			if err == nil {
-				return m.AttachQMP(ctx, c)
+				err = m.AttachQMP(ctx, c)
+				if err != nil && m.exitedWithin(time.Second) {
+					// QEMU quit under the connection (a state file it
+					// could not load): its stderr says why.
+					return m.diedError("before its QMP monitor answered")
+				}
+				return err
 			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("connecting to QMP: %w", err)
@@ -145,4 +164,14 @@ func shellQuote(argv []string) string {
 		}
 	}
 	return strings.Join(q, " ")
+}
+
+// exitedWithin reports whether QEMU exits within d.
+func (m *Machine) exitedWithin(d time.Duration) bool {
+	select {
+	case <-m.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
 }

@@ -36,6 +36,10 @@ type Options struct {
 	// Backend runs the guest: nil or Local is a QEMU child process,
 	// machine/libvirt's Backend a transient libvirt domain.
 	Backend Backend
+	// Incoming is a state file SaveState wrote: the guest resumes from
+	// it instead of booting. Set by Restore; backends that cannot load
+	// one fail with ErrStateUnsupported.
+	Incoming string
 }
 
 // Machine is a running QEMU guest.
