@@ -84,6 +84,43 @@ type Verdict struct {
 	Duration  Duration     `json:"duration"`
 	Accel     string       `json:"accel,omitempty"`
 	Removal   *RemovalInfo `json:"removal,omitempty"`
+	// Start says how the guest came to the trigger: booted cold, or
+	// restored from a snapshot saved right before it.
+	Start *Start `json:"start,omitempty"`
+}
+
+// Start is how a trial's guest came to its trigger.
+type Start struct {
+	Kind StartKind `json:"kind"`
+	// Snapshot is the snapshot's key (its dir in the cache's snapshots/).
+	Snapshot string `json:"snapshot,omitempty"`
+	// Made: this trial booted the guest that was saved, then restored it.
+	Made bool `json:"made,omitempty"`
+	// Fallback says why a trial that wanted a snapshot booted cold.
+	Fallback string `json:"fallback,omitempty"`
+	// Took is from the start of the boot or restore until the guest was
+	// ready for the trigger (set up and loaded).
+	Took Duration `json:"took"`
+}
+
+// StartKind is "cold" or "snapshot".
+type StartKind string
+
+const (
+	StartCold     StartKind = "cold"
+	StartSnapshot StartKind = "snapshot"
+)
+
+func (s *Start) String() string {
+	switch {
+	case s.Kind == StartSnapshot && s.Made:
+		return fmt.Sprintf("snapshot %s, made by this trial (ready %s after the restore)", s.Snapshot, time.Duration(s.Took).Round(time.Millisecond))
+	case s.Kind == StartSnapshot:
+		return fmt.Sprintf("snapshot %s (ready %s after the restore)", s.Snapshot, time.Duration(s.Took).Round(time.Millisecond))
+	case s.Fallback != "":
+		return fmt.Sprintf("cold boot (ready after %s), no snapshot: %s", time.Duration(s.Took).Round(time.Millisecond), s.Fallback)
+	}
+	return fmt.Sprintf("cold boot (ready after %s)", time.Duration(s.Took).Round(time.Millisecond))
 }
 
 // GuestTimes are console printk stamps (guest clock since boot) of the
@@ -253,6 +290,9 @@ func (v Verdict) String() string {
 	}
 	if v.Window != nil {
 		fmt.Fprintf(&b, "  window: %s\n", v.Window)
+	}
+	if v.Start != nil {
+		fmt.Fprintf(&b, "  start: %s\n", v.Start)
 	}
 	if v.Crash != nil {
 		fmt.Fprintf(&b, "  %s\n", strings.ReplaceAll(v.Crash.Text, "\n", "\n  "))

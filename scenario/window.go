@@ -131,6 +131,10 @@ type WindowEvidence struct {
 	Reason string  `json:"reason"`
 	Before *Sample `json:"before,omitempty"` // the last sample before the cut
 	After  *Sample `json:"after,omitempty"`  // the first sample after it
+	// First is the sampler's first look, taken before the trigger's T0:
+	// the guest the trial started from (trials restored from one
+	// snapshot show the same figures here).
+	First *Sample `json:"first,omitempty"`
 	// Gap is the cut minus the before sample, on the guest clock.
 	Gap     Duration `json:"gap"`
 	Samples int      `json:"samples"`
@@ -156,6 +160,9 @@ func JudgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 		} else if e.After == nil {
 			e.After = &ss[i]
 		}
+	}
+	if len(ss) > 0 {
+		e.First = &ss[0]
 	}
 	b := e.Before
 	switch {

@@ -14,6 +14,7 @@ import (
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/qmp"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/snapshot"
 )
 
 // Trial is one run of a scenario on one kernel.
@@ -31,6 +32,10 @@ type Trial struct {
 	// Backend runs the guest: nil is a local QEMU process, a
 	// *libvirt.Backend a transient domain on a libvirtd.
 	Backend machine.Backend
+	// Snapshots, when set, starts the guest from a snapshot saved right
+	// before the trigger (made by the first trial that needs it); nil
+	// boots every trial cold (-no-snapshot).
+	Snapshots *snapshot.Store
 }
 
 // Hooks inject faults for yank's own tests (QEMU killed mid-trial, the
@@ -176,7 +181,7 @@ func (r *runner) setOutcome(o scenario.Outcome, reason string) {
 }
 
 func (r *runner) run(ctx context.Context) {
-	if !r.boot(ctx) || !r.setup(ctx) || !r.load(ctx) || !r.trigger(ctx) {
+	if !r.start(ctx) || !r.prepareRemoval(ctx) || !r.trigger(ctx) {
 		return
 	}
 	removed := r.remove(ctx)
@@ -186,7 +191,8 @@ func (r *runner) run(ctx context.Context) {
 	r.observe(ctx, removed)
 }
 
-func (r *runner) boot(ctx context.Context) bool {
+// spec is the trial's guest.
+func (r *runner) spec() machine.Spec {
 	spec := machine.HotplugGuest(r.t.Scenario.Name, r.t.Kernel, r.t.Initrd)
 	spec.CPUs = r.p.CPUs
 	spec.Append = strings.Join(r.dev.KernelArgs(r.p), " ")
@@ -194,6 +200,12 @@ func (r *runner) boot(ctx context.Context) bool {
 	d.Kind = machine.DiskKind(r.dev.Name)
 	d.QueueSize, d.NumQueues = r.p.QueueSize, r.p.NumQueues
 	d.Throttle.BpsWrite = max(r.p.ThrottleBps, 0)
+	return spec
+}
+
+// boot boots the guest cold, its logs in logDir.
+func (r *runner) boot(ctx context.Context, logDir string) bool {
+	spec := r.spec()
 	r.v.Timeline.Boot = time.Now()
 	if r.t.Backend != nil && r.t.Backend != machine.Local {
 		r.note("booting %s with a %s disk on %s", r.t.Kernel, r.dev.Name, r.t.Backend.Name())
@@ -202,7 +214,7 @@ func (r *runner) boot(ctx context.Context) bool {
 	}
 	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	m, err := machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: r.t.Artifacts, Backend: r.t.Backend})
+	m, err := machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: logDir, Backend: r.t.Backend})
 	if err != nil {
 		r.infra("boot failed: %v", err)
 		return false
@@ -228,13 +240,8 @@ func (r *runner) guest(ctx context.Context, what, script string, timeout time.Du
 	return string(res.Stdout), nil
 }
 
-func (r *runner) setup(ctx context.Context) bool {
-	path, err := r.m.QMP.FindPCI(ctx, diskID)
-	if err != nil {
-		r.infra("finding the disk: %v", err)
-		return false
-	}
-	r.bdf = "0000:" + path.Device.Address().String()
+// setupScript tunes the guest for the trial and prints the disk's name.
+func (r *runner) setupScript(bdf string) string {
 	p := r.p
 	var sysctl strings.Builder
 	fmt.Fprintf(&sysctl, "echo %d > /proc/sys/vm/dirty_ratio\n", p.DirtyRatio)
@@ -242,7 +249,7 @@ func (r *runner) setup(ctx context.Context) bool {
 	if p.DirtyWritebackCentisecs >= 0 {
 		fmt.Fprintf(&sysctl, "echo %d > /proc/sys/vm/dirty_writeback_centisecs\n", p.DirtyWritebackCentisecs)
 	}
-	script := fmt.Sprintf(`set -e
+	return fmt.Sprintf(`set -e
 mkdir -p /run/yank
 %s
 echo %d > /proc/sys/kernel/hung_task_timeout_secs
@@ -251,8 +258,17 @@ echo 1 > /proc/sys/kernel/sysrq
 echo on > /proc/sys/kernel/printk_devkmsg
 echo 7 > /proc/sys/kernel/printk
 %s
-`, sysctl.String(), p.HungTaskTimeout, machine.BlockDeviceScript(r.bdf))
-	out, err := r.guest(ctx, "guest setup", script, 20*time.Second)
+`, sysctl.String(), p.HungTaskTimeout, machine.BlockDeviceScript(bdf))
+}
+
+func (r *runner) setup(ctx context.Context) bool {
+	path, err := r.m.QMP.FindPCI(ctx, diskID)
+	if err != nil {
+		r.infra("finding the disk: %v", err)
+		return false
+	}
+	r.bdf = "0000:" + path.Device.Address().String()
+	out, err := r.guest(ctx, "guest setup", r.setupScript(r.bdf), 20*time.Second)
 	if err != nil {
 		r.infra("%v", err)
 		return false
@@ -262,28 +278,48 @@ echo 7 > /proc/sys/kernel/printk
 		r.infra("guest setup: no single block device under the %s device at %s: %q (is the kernel built with its driver?)", r.dev.Name, r.bdf, out)
 		return false
 	}
-	if r.t.Scenario.Removal == scenario.RemovalSurprise {
-		if r.cut, err = qmp.PrepareSurprise(ctx, r.m.QMP, diskID); err != nil {
-			r.infra("preparing the surprise removal: %v", err)
-			return false
-		}
-	}
 	r.note("guest set up: disk %s at %s", r.disk, r.bdf)
 	return true
+}
+
+// prepareRemoval reads what a surprise removal needs from the host side
+// (after a restore too: it is QEMU's state, not the guest's).
+func (r *runner) prepareRemoval(ctx context.Context) bool {
+	if r.t.Scenario.Removal != scenario.RemovalSurprise {
+		return true
+	}
+	var err error
+	if r.cut, err = qmp.PrepareSurprise(ctx, r.m.QMP, diskID); err != nil {
+		r.infra("preparing the surprise removal: %v", err)
+		return false
+	}
+	return true
+}
+
+// Guest scripts of the built-in loads. The holder keeps the disk open so
+// dd's close does not flush: the dirty pages stay in the page cache until
+// the trigger or del_gendisk writes them back.
+func holderScript(disk string) string {
+	return fmt.Sprintf("exec sleep 2147483647 < /dev/%s", disk)
+}
+
+func bufferedWriteScript(disk string, mb int) string {
+	return fmt.Sprintf("dd if=/dev/zero of=/dev/%s bs=1M count=%d 2>&1", disk, mb)
+}
+
+func directLoopScript(disk string) string {
+	return fmt.Sprintf("while dd if=/dev/zero of=/dev/%s bs=64k count=16 oflag=direct; do :; done", disk)
 }
 
 func (r *runner) load(ctx context.Context) bool {
 	var err error
 	switch r.t.Scenario.IO {
 	case scenario.IOBuffered:
-		// Hold the disk open so dd's close does not flush: the dirty pages
-		// stay in the page cache until the trigger or del_gendisk writes
-		// them back.
-		if _, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("exec sleep 2147483647 < /dev/%s", r.disk), "/run/yank/holder.log")); err == nil {
-			_, err = r.guest(ctx, "buffered write", fmt.Sprintf("dd if=/dev/zero of=/dev/%s bs=1M count=%d 2>&1", r.disk, r.p.WriteMB), 2*time.Minute)
+		if _, err = r.m.Agent.Exec(ctx, bg(holderScript(r.disk), "/run/yank/holder.log")); err == nil {
+			_, err = r.guest(ctx, "buffered write", bufferedWriteScript(r.disk, r.p.WriteMB), 2*time.Minute)
 		}
 	case scenario.IODirect:
-		_, err = r.m.Agent.Exec(ctx, bg(fmt.Sprintf("while dd if=/dev/zero of=/dev/%s bs=64k count=16 oflag=direct; do :; done", r.disk), "/run/yank/direct.log"))
+		_, err = r.m.Agent.Exec(ctx, bg(directLoopScript(r.disk), "/run/yank/direct.log"))
 	case scenario.IOCommand:
 		err = r.userLoad(ctx)
 	}
@@ -311,10 +347,6 @@ func (r *runner) trigger(ctx context.Context) bool {
 	if r.t.Scenario.Trigger == scenario.TriggerCommand {
 		cmd = r.withUserArgv(cmd, "yank-trigger", r.t.Scenario.TriggerArgv)
 	}
-	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.WindowWant().TriggerIn), "/run/yank/sampler.log")); err != nil {
-		r.infra("starting the guest sampler: %v", err)
-		return false
-	}
 	mark := r.m.Console.Mark()
 	if _, err := r.m.Agent.Exec(ctx, cmd); err != nil {
 		r.infra("starting the %s trigger: %v", r.t.Scenario.Trigger, err)
@@ -337,6 +369,22 @@ func (r *runner) trigger(ctx context.Context) bool {
 	r.note("trigger %s started in the guest (pid %d)", r.t.Scenario.Trigger, r.trigPID)
 	if r.t.Hooks.AfterTrigger != nil {
 		r.t.Hooks.AfterTrigger(r.m)
+	}
+	return true
+}
+
+// startSampler starts the in-guest sampler (before a snapshot is saved,
+// so that a restored guest's first look is the one it was saved with).
+func (r *runner) startSampler(ctx context.Context) bool {
+	if _, err := r.m.Agent.Exec(ctx, bg(samplerScript(r.bdf, r.disk, r.t.Scenario.WindowWant().TriggerIn), "/run/yank/sampler.log")); err != nil {
+		r.infra("starting the guest sampler: %v", err)
+		return false
+	}
+	// Its first look is the guest's state before the trigger; a snapshot
+	// saved before that look would have each restored trial take its own.
+	if _, err := r.guest(ctx, "waiting for the sampler's first look", "n=0; while [ ! -e /run/yank/sampler.ready ]; do [ $n -lt 500 ] || exit 1; sleep 0.02; n=$((n+1)); done", 15*time.Second); err != nil {
+		r.infra("%v", err)
+		return false
 	}
 	return true
 }
