@@ -17,6 +17,7 @@ import (
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/snapshot"
 	"github.com/yank-dev/yank/trial"
 )
 
@@ -48,6 +49,25 @@ type Trial struct {
 	Guest  Guest
 	Params scenario.Params // Offset comes from Planned.Offset
 	Hooks  trial.Hooks     // yank's own fault-injection tests only
+	// Snapshots starts the trial from a snapshot in this store (made by
+	// the first trial of its cell); nil boots it cold. UseSnapshots sets it.
+	Snapshots *snapshot.Store
+}
+
+// UseSnapshots sets every trial to start from a snapshot in the cache
+// (the default of every command; on=false is -no-snapshot: cold boots).
+func UseSnapshots(trials []Trial, on bool) error {
+	var store *snapshot.Store
+	if on {
+		var err error
+		if store, err = snapshot.Open(""); err != nil {
+			return err
+		}
+	}
+	for i := range trials {
+		trials[i].Snapshots = store
+	}
+	return nil
 }
 
 // Plan expands the matrix over prepared guests (the matrix's kernels are
@@ -93,6 +113,6 @@ func RunOne(ctx context.Context, backend machine.Backend, t Trial, root string, 
 	}
 	return trial.Run(ctx, trial.Trial{
 		Scenario: t.Scenario, Params: p, KernelName: t.Kernel, Kernel: t.Guest.Kernel, Initrd: t.Guest.Initrd,
-		Artifacts: dir, Progress: progress, Hooks: t.Hooks, Backend: backend,
+		Artifacts: dir, Progress: progress, Hooks: t.Hooks, Backend: backend, Snapshots: t.Snapshots,
 	})
 }

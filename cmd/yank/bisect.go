@@ -49,17 +49,19 @@ type bisectStep struct {
 	Scenario string            `json:"scenario"`
 	Offset   scenario.Duration `json:"offset"`
 	// IOTimeout is -io-timeout (0: the device's default).
-	IOTimeout scenario.Duration  `json:"io_timeout,omitempty"`
-	Trials    int                `json:"trials_wanted"`
-	Invert    bool               `json:"invert"`
-	Result    string             `json:"result"` // good, bad, skip
-	Exit      int                `json:"exit"`
-	Reason    string             `json:"reason"`
-	Verdicts  []scenario.Outcome `json:"verdicts"`
-	Started   time.Time          `json:"started"`
-	Build     scenario.Duration  `json:"build_time"`
-	Total     scenario.Duration  `json:"total_time"`
-	Dir       string             `json:"dir"`
+	IOTimeout scenario.Duration `json:"io_timeout,omitempty"`
+	Trials    int               `json:"trials_wanted"`
+	Invert    bool              `json:"invert"`
+	// NoSnapshot is -no-snapshot: every trial boots cold.
+	NoSnapshot bool               `json:"no_snapshot,omitempty"`
+	Result     string             `json:"result"` // good, bad, skip
+	Exit       int                `json:"exit"`
+	Reason     string             `json:"reason"`
+	Verdicts   []scenario.Outcome `json:"verdicts"`
+	Started    time.Time          `json:"started"`
+	Build      scenario.Duration  `json:"build_time"`
+	Total      scenario.Duration  `json:"total_time"`
+	Dir        string             `json:"dir"`
 }
 
 // bisectRunCmd builds the kernel tree at HEAD, runs trials, and exits 0
@@ -88,6 +90,7 @@ func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	offset := fs.Duration("offset", 2*time.Second, "removal offset")
 	trials := fs.Int("trials", 3, "clean trials needed to call a commit good (stops at the first hang)")
 	invert := fs.Bool("invert", false, "hunt the commit that FIXED a hang: a hang is good, clean trials are bad")
+	noSnapshot := fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring the commit's snapshot (saved by its first trial right before the trigger)")
 	patches := fs.String("patches", "", "patches to apply on top of the tree: a variant's series (yank kernel list), series files/dirs/mboxes joined by +, or VARIANT+SERIES")
 	variants := fs.String("variants", "", "variants file adding to the built-in ones (default ./"+kernels.DefaultVariantsFile+" if present)")
 	dir := fs.String("log-dir", "", "where step logs go (default $YANK_CACHE/bisect/<tree name>)")
@@ -163,7 +166,7 @@ the bisection). -invert swaps good and bad.
 	}
 	step := bisectStep{
 		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, Offset: scenario.Duration(*offset), IOTimeout: scenario.Duration(*ioTimeout),
-		Trials: *trials, Invert: *invert, Started: time.Now().UTC(),
+		Trials: *trials, Invert: *invert, NoSnapshot: *noSnapshot, Started: time.Now().UTC(),
 		Dir: filepath.Join(logRoot, time.Now().UTC().Format("20060102T150405.000Z")+"-"+short(commit)),
 	}
 	if err := os.MkdirAll(step.Dir, 0o700); err != nil {
@@ -221,6 +224,9 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 	if err != nil {
 		skip("trial: %v", err)
 		return
+	}
+	if err := engine.UseSnapshots(trials, !step.NoSnapshot); err != nil {
+		fmt.Fprintf(log, "bisect-run: no snapshots (%v): every trial boots cold\n", err)
 	}
 	clean := 0
 	for _, t := range trials {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/yank-dev/yank/kernels"
+	"github.com/yank-dev/yank/snapshot"
 )
 
 const kernelUsage = `usage:
@@ -32,6 +33,7 @@ built out of tree; a variant name adds that variant's patch series on top,
 applied to a hard-linked copy so DIR stays clean.
 path prints the cached bzImage and fails if the kernel is not built yet.
 gc removes cache entries that no current variant builds and no build or run
+used within -keep, and guest snapshots whose kernel is gone or that no trial
 used within -keep, then trims ccache to $YANK_CCACHE_MAXSIZE (default 5G);
 -n only says what it would remove.
 `
@@ -243,6 +245,19 @@ func kernelGC(ctx context.Context, opts kernels.GCOptions, w io.Writer) error {
 	r, err := kernels.GC(ctx, opts)
 	if err != nil {
 		return err
+	}
+	// Snapshots of guests: those whose kernel or image GC removed (or
+	// anyone did) go, as do those unused within -keep.
+	store, err := snapshot.Open(opts.CacheDir)
+	if err != nil {
+		return err
+	}
+	removed, kept := store.GC(opts.Keep, opts.DryRun)
+	r.Removed, r.Kept = append(r.Removed, removed...), append(r.Kept, kept...)
+	if !opts.DryRun {
+		for _, it := range removed {
+			r.Freed += it.Bytes
+		}
 	}
 	verb := "removed"
 	if opts.DryRun {

@@ -21,7 +21,7 @@ type matrixFlags struct {
 	kernels, variants, scenarios, scenarioFile, offsets, artifacts *string
 	repeat, cpus                                                   *int
 	ioTimeout                                                      *time.Duration
-	verbose                                                        *bool
+	verbose, noSnapshot                                            *bool
 }
 
 func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
@@ -36,6 +36,7 @@ func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 		artifacts:    fs.String("artifacts", "", "evidence dir (default ./artifacts/<command>-<time>)"),
 		cpus:         fs.Int("cpus", 2, "guest vCPUs, 1 to 8 (surprise-io needs 2 to race)"),
 		verbose:      fs.Bool("v", false, "print each trial's phases as they happen"),
+		noSnapshot:   fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger (made by each cell's first trial, kept in the cache)"),
 	}
 }
 
@@ -77,6 +78,9 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat}, guests, scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	if err := engine.UseSnapshots(trials, !*f.noSnapshot); err != nil {
+		return nil, "", nil, fmt.Errorf("%s: snapshots: %w", cmd, err)
 	}
 	if *f.verbose {
 		progress = log

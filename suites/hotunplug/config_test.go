@@ -13,6 +13,7 @@ import (
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/machine/libvirt"
 	"github.com/yank-dev/yank/scenario"
+	"github.com/yank-dev/yank/snapshot"
 	"github.com/yank-dev/yank/suites/expect"
 	_ "github.com/yank-dev/yank/suites/internal/flags" // defines the -yank.* flags read here
 	"github.com/yank-dev/yank/suites/plan"
@@ -56,6 +57,9 @@ type config struct {
 	timeout   time.Duration
 	ioTimeout time.Duration // -yank.io-timeout (0: each device's default)
 	pool      *machine.Pool // nil = local QEMU processes
+	// snapshots starts trials from snapshots in the cache; nil is
+	// -yank.no-snapshot (cold boots).
+	snapshots *snapshot.Store
 }
 
 // loadConfig reads the flags (and environment); seed is Ginkgo's, used
@@ -145,6 +149,15 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 	if a := setting("yank.artifacts", "YANK_ARTIFACTS"); a != "" {
 		if c.artifacts, err = filepath.Abs(a); err != nil {
 			return c, err
+		}
+	}
+	noSnap, err := strconv.ParseBool(setting("yank.no-snapshot", "YANK_NO_SNAPSHOT"))
+	if err != nil {
+		return c, fmt.Errorf("-yank.no-snapshot: %w (want true or false, or YANK_NO_SNAPSHOT=1)", err)
+	}
+	if !noSnap {
+		if c.snapshots, err = snapshot.Open(""); err != nil {
+			return c, fmt.Errorf("snapshots (-yank.no-snapshot turns them off): %w", err)
 		}
 	}
 	if c.ioTimeout, err = time.ParseDuration(setting("yank.io-timeout", "YANK_IO_TIMEOUT")); err != nil {

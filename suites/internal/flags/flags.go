@@ -28,5 +28,6 @@ func init() {
 	flag.String("yank.artifacts", "", "evidence dir, kept (env YANK_ARTIFACTS; default: a temp dir keeping only failed trials' evidence)")
 	flag.Bool("yank.matrix", false, "with no label filter, run every planned trial instead of the smoke subset (env YANK_MATRIX=1)")
 	flag.String("yank.libvirt", "", "run guests on libvirt hosts instead of local QEMU: comma-separated URIs with capacity, e.g. qemu:///system#2 (env YANK_LIBVIRT; the capacity is per ginkgo process)")
+	flag.Bool("yank.no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger by each cell's first trial (env YANK_NO_SNAPSHOT=1)")
 	flag.Duration("yank.spec-timeout", 5*time.Minute, "timeout of one trial's spec (env YANK_SPEC_TIMEOUT)")
 }
