@@ -79,13 +79,18 @@ func nvmeObserved(ps []Probe, c []journal.Entry[string]) Observed {
 	return o
 }
 
+// ruleParams are the knobs the rule cases were written for (the defaults
+// of their day: a 3 s stall window, 1 s settle, a probe every 250 ms), so
+// the cases keep testing the rules when the defaults change.
+var ruleParams = Params{StallWindow: 3 * time.Second, Settle: time.Second, ProbeInterval: 250 * time.Millisecond}.WithDefaults()
+
 func observed(ps []Probe, c []journal.Entry[string]) Observed {
 	sc, _ := Lookup("unbind-race")
-	return Observed{Scenario: sc, Params: Params{}.WithDefaults(), Removal: t0, CutStopped: t0, Probes: ps, Console: c}
+	return Observed{Scenario: sc, Params: ruleParams, Removal: t0, CutStopped: t0, Probes: ps, Console: c}
 }
 
 func TestDecideRules(t *testing.T) {
-	p := Params{}.WithDefaults() // StallWindow 3 s, Settle 1 s, RemovalProof 5 s, Budget 90 s
+	p := ruleParams // StallWindow 3 s, Settle 1 s, RemovalProof 5 s, Budget 90 s
 	failed := func(ms int) Probe { return Probe{Host: at(ms), Err: "guest-exec: timeout"} }
 	hit := &WindowEvidence{Samples: 40, Hit: true, Reason: "trigger in del_gendisk at the cut"}
 	for _, tc := range []struct {

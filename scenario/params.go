@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -69,7 +70,7 @@ func (p Params) WithDefaults() Params {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&p.StallWindow, 3 * time.Second}, {&p.Settle, time.Second}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 250 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}} {
+	}{{&p.StallWindow, time.Second}, {&p.Settle, 500 * time.Millisecond}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 150 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -109,5 +110,28 @@ func (p Params) Validate() error {
 	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 {
 		errs = append(errs, errors.New("stall window, settle, budget, probe interval and removal proof must not be negative"))
 	}
+	if p.ProbeInterval != 0 && (p.ProbeInterval < 20*time.Millisecond || p.ProbeInterval > 5*time.Second) {
+		errs = append(errs, fmt.Errorf("probe interval %s: want 20ms to 5s", p.ProbeInterval))
+	}
+	if d := p.WithDefaults(); p.StallWindow != 0 && d.StallWindow < time.Duration(minStallProbes-1)*d.ProbeInterval {
+		errs = append(errs, fmt.Errorf("stall window %s: want at least %d probe intervals (%s) so that %d probes see the stall", d.StallWindow, minStallProbes-1, time.Duration(minStallProbes-1)*d.ProbeInterval, minStallProbes))
+	}
 	return errors.Join(errs...)
 }
+
+// Detection holds the verdict-timing knobs every command and the suites
+// let a user set (0: the default).
+type Detection struct {
+	StallWindow, Settle, ProbeInterval time.Duration
+}
+
+// Apply sets the knobs that are given on p.
+func (d Detection) Apply(p Params) Params {
+	p.StallWindow = cmp.Or(d.StallWindow, p.StallWindow)
+	p.Settle = cmp.Or(d.Settle, p.Settle)
+	p.ProbeInterval = cmp.Or(d.ProbeInterval, p.ProbeInterval)
+	return p
+}
+
+// Check validates the knobs as a trial would (Params.Validate).
+func (d Detection) Check() error { return d.Apply(Params{}).Validate() }

@@ -161,7 +161,7 @@ func TestVerdictJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"outcome":"HANG"`, `"requested_offset":"2s"`, `"StallWindow":"3s"`, `"classification":"unbind-del_gendisk"`} {
+	for _, want := range []string{`"outcome":"HANG"`, `"requested_offset":"2s"`, `"StallWindow":"1s"`, `"classification":"unbind-del_gendisk"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("verdict JSON lacks %s: %s", want, b)
 		}

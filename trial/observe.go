@@ -13,6 +13,7 @@ import (
 // the sampler's window) and acts on the decision: the rules are
 // scenario.Decide's.
 func (r *runner) observe(ctx context.Context, removed *removalState) {
+	var lastStart time.Time
 	for {
 		d := scenario.Decide(r.observed())
 		if d.NeedWindow {
@@ -27,13 +28,16 @@ func (r *runner) observe(ctx context.Context, removed *removalState) {
 			r.infra("cancelled while observing: %v", ctx.Err())
 			return
 		}
+		// Probes start every ProbeInterval (at once when one took longer),
+		// so a probe's own run time does not stretch the period.
 		if len(r.probes) > 0 {
 			select {
-			case <-time.After(r.p.ProbeInterval):
+			case <-time.After(time.Until(lastStart.Add(r.p.ProbeInterval))):
 			case <-ctx.Done():
 				continue
 			}
 		}
+		lastStart = time.Now()
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		p := probe(pctx, r.m.Agent, r.bdf, r.disk)
 		cancel()

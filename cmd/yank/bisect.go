@@ -53,15 +53,17 @@ type bisectStep struct {
 	Trials    int               `json:"trials_wanted"`
 	Invert    bool              `json:"invert"`
 	// NoSnapshot is -no-snapshot: every trial boots cold.
-	NoSnapshot bool               `json:"no_snapshot,omitempty"`
-	Result     string             `json:"result"` // good, bad, skip
-	Exit       int                `json:"exit"`
-	Reason     string             `json:"reason"`
-	Verdicts   []scenario.Outcome `json:"verdicts"`
-	Started    time.Time          `json:"started"`
-	Build      scenario.Duration  `json:"build_time"`
-	Total      scenario.Duration  `json:"total_time"`
-	Dir        string             `json:"dir"`
+	NoSnapshot bool `json:"no_snapshot,omitempty"`
+	// Detection is -stall-window, -settle and -probe-interval.
+	Detection scenario.Detection `json:"detection"`
+	Result    string             `json:"result"` // good, bad, skip
+	Exit      int                `json:"exit"`
+	Reason    string             `json:"reason"`
+	Verdicts  []scenario.Outcome `json:"verdicts"`
+	Started   time.Time          `json:"started"`
+	Build     scenario.Duration  `json:"build_time"`
+	Total     scenario.Duration  `json:"total_time"`
+	Dir       string             `json:"dir"`
 }
 
 // bisectRunCmd builds the kernel tree at HEAD, runs trials, and exits 0
@@ -90,6 +92,7 @@ func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	offset := fs.Duration("offset", 2*time.Second, "removal offset")
 	trials := fs.Int("trials", 3, "clean trials needed to call a commit good (stops at the first hang)")
 	invert := fs.Bool("invert", false, "hunt the commit that FIXED a hang: a hang is good, clean trials are bad")
+	detection := addDetectionFlags(fs)
 	noSnapshot := fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring the commit's snapshot (saved by its first trial right before the trigger)")
 	patches := fs.String("patches", "", "patches to apply on top of the tree: a variant's series (yank kernel list), series files/dirs/mboxes joined by +, or VARIANT+SERIES")
 	variants := fs.String("variants", "", "variants file adding to the built-in ones (default ./"+kernels.DefaultVariantsFile+" if present)")
@@ -144,6 +147,10 @@ the bisection). -invert swaps good and bad.
 	if err != nil {
 		return fmt.Errorf("bisect-run: -scenario: %w", err)
 	}
+	det, err := detection.get("bisect-run")
+	if err != nil {
+		return err
+	}
 	if err := scenario.CheckIOTimeout([]scenario.Scenario{sc}, *ioTimeout); err != nil {
 		return fmt.Errorf("bisect-run: -io-timeout: %w", err)
 	}
@@ -166,7 +173,7 @@ the bisection). -invert swaps good and bad.
 	}
 	step := bisectStep{
 		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, Offset: scenario.Duration(*offset), IOTimeout: scenario.Duration(*ioTimeout),
-		Trials: *trials, Invert: *invert, NoSnapshot: *noSnapshot, Started: time.Now().UTC(),
+		Trials: *trials, Invert: *invert, NoSnapshot: *noSnapshot, Detection: det, Started: time.Now().UTC(),
 		Dir: filepath.Join(logRoot, time.Now().UTC().Format("20060102T150405.000Z")+"-"+short(commit)),
 	}
 	if err := os.MkdirAll(step.Dir, 0o700); err != nil {
@@ -220,7 +227,7 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 	}
 	guest := engine.Guest{Name: short(step.Commit), Kernel: k.BzImage, Initrd: img.Path, Release: k.Release}
 	trials, err := engine.Plan(scenario.Matrix{Scenarios: []scenario.Scenario{sc}, Offsets: []time.Duration{time.Duration(step.Offset)}, Repeats: step.Trials},
-		[]engine.Guest{guest}, scenario.Params{IOTimeout: time.Duration(step.IOTimeout)})
+		[]engine.Guest{guest}, step.Detection.Apply(scenario.Params{IOTimeout: time.Duration(step.IOTimeout)}))
 	if err != nil {
 		skip("trial: %v", err)
 		return

@@ -22,6 +22,28 @@ type matrixFlags struct {
 	repeat, cpus                                                   *int
 	ioTimeout                                                      *time.Duration
 	verbose, noSnapshot                                            *bool
+	detection                                                      detectionFlags
+}
+
+// detectionFlags are the verdict-timing knobs, shared by every command
+// that runs trials.
+type detectionFlags struct{ stallWindow, settle, probeInterval *time.Duration }
+
+func addDetectionFlags(fs *flag.FlagSet) detectionFlags {
+	return detectionFlags{
+		stallWindow:   fs.Duration("stall-window", 0, "HANG needs a task unmoved in D state with no I/O completing for this long, on the host's and the guest's clocks (default 1s)"),
+		settle:        fs.Duration("settle", 0, "PASS needs the guest quiet (no D task, the device gone, the trigger done) for this long (default 500ms)"),
+		probeInterval: fs.Duration("probe-interval", 0, "time between looks into the guest after the removal (default 150ms)"),
+	}
+}
+
+// get checks the knobs; cmd names the command in errors.
+func (d detectionFlags) get(cmd string) (scenario.Detection, error) {
+	det := scenario.Detection{StallWindow: *d.stallWindow, Settle: *d.settle, ProbeInterval: *d.probeInterval}
+	if err := det.Check(); err != nil {
+		return det, fmt.Errorf("%s: -stall-window, -settle, -probe-interval: %w", cmd, err)
+	}
+	return det, nil
 }
 
 func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
@@ -36,6 +58,7 @@ func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 		artifacts:    fs.String("artifacts", "", "evidence dir (default ./artifacts/<command>-<time>)"),
 		cpus:         fs.Int("cpus", 2, "guest vCPUs, 1 to 8 (surprise-io needs 2 to race)"),
 		verbose:      fs.Bool("v", false, "print each trial's phases as they happen"),
+		detection:    addDetectionFlags(fs),
 		noSnapshot:   fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger (made by each cell's first trial, kept in the cache)"),
 	}
 }
@@ -56,6 +79,10 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	if err := scenario.CheckIOTimeout(scenarios, *f.ioTimeout); err != nil {
 		return nil, "", nil, fmt.Errorf("%s: -io-timeout: %w", cmd, err)
 	}
+	det, err := f.detection.get(cmd)
+	if err != nil {
+		return nil, "", nil, err
+	}
 	if err := useVariants(*f.variants, log); err != nil {
 		return nil, "", nil, fmt.Errorf("%s: -variants: %w", cmd, err)
 	}
@@ -75,7 +102,7 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 		}
 		guests = append(guests, g)
 	}
-	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat}, guests, scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout})
+	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat}, guests, det.Apply(scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout}))
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
 	}

@@ -60,6 +60,7 @@ type config struct {
 	// snapshots starts trials from snapshots in the cache; nil is
 	// -yank.no-snapshot (cold boots).
 	snapshots *snapshot.Store
+	detection scenario.Detection // -yank.stall-window, -yank.settle, -yank.probe-interval
 }
 
 // loadConfig reads the flags (and environment); seed is Ginkgo's, used
@@ -150,6 +151,17 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 		if c.artifacts, err = filepath.Abs(a); err != nil {
 			return c, err
 		}
+	}
+	for _, k := range []struct {
+		flag, env string
+		to        *time.Duration
+	}{{"yank.stall-window", "YANK_STALL_WINDOW", &c.detection.StallWindow}, {"yank.settle", "YANK_SETTLE", &c.detection.Settle}, {"yank.probe-interval", "YANK_PROBE_INTERVAL", &c.detection.ProbeInterval}} {
+		if *k.to, err = time.ParseDuration(setting(k.flag, k.env)); err != nil {
+			return c, fmt.Errorf("-%s: %w", k.flag, err)
+		}
+	}
+	if err := c.detection.Check(); err != nil {
+		return c, fmt.Errorf("-yank.stall-window, -yank.settle, -yank.probe-interval: %w", err)
 	}
 	noSnap, err := strconv.ParseBool(setting("yank.no-snapshot", "YANK_NO_SNAPSHOT"))
 	if err != nil {

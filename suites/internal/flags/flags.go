@@ -28,6 +28,9 @@ func init() {
 	flag.String("yank.artifacts", "", "evidence dir, kept (env YANK_ARTIFACTS; default: a temp dir keeping only failed trials' evidence)")
 	flag.Bool("yank.matrix", false, "with no label filter, run every planned trial instead of the smoke subset (env YANK_MATRIX=1)")
 	flag.String("yank.libvirt", "", "run guests on libvirt hosts instead of local QEMU: comma-separated URIs with capacity, e.g. qemu:///system#2 (env YANK_LIBVIRT; the capacity is per ginkgo process)")
+	flag.Duration("yank.stall-window", 0, "HANG needs a task unmoved in D state with no I/O completing for this long on both clocks (env YANK_STALL_WINDOW; default 1s)")
+	flag.Duration("yank.settle", 0, "PASS needs the guest quiet for this long (env YANK_SETTLE; default 500ms)")
+	flag.Duration("yank.probe-interval", 0, "time between looks into the guest after the removal (env YANK_PROBE_INTERVAL; default 150ms)")
 	flag.Bool("yank.no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger by each cell's first trial (env YANK_NO_SNAPSHOT=1)")
 	flag.Duration("yank.spec-timeout", 5*time.Minute, "timeout of one trial's spec (env YANK_SPEC_TIMEOUT)")
 }
