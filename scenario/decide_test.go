@@ -319,3 +319,37 @@ func readJSONL[T any](t *testing.T, path string) []T {
 	}
 	return out
 }
+
+// TestDecideTimedSleepIsNoHang replays a fixed kernel's trial that a 1 s
+// stall window once called HANG (testdata/undecided/*/README): pciehp
+// sleeping in msleep is not stuck, so no probe may decide HANG.
+func TestDecideTimedSleepIsNoHang(t *testing.T) {
+	dir := "testdata/undecided/fixed-unbind-race-2s-pciehp-msleep"
+	var v Verdict
+	readJSON(t, filepath.Join(dir, "verdict.json"), &v)
+	sc, err := Lookup(v.Scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := readJSONL[Probe](t, filepath.Join(dir, "probes.jsonl"))
+	o := Observed{Scenario: sc, Params: v.Params, Removal: v.Timeline.Removal, CutStopped: v.Removal.Stopped,
+		Console: loadConsoleLog(t, filepath.Join(dir, "console.log")), Events: readJSONL[Event](t, filepath.Join(dir, "events.jsonl"))}
+	if v.Outcome != Hang || v.Params.StallWindow != time.Second {
+		t.Fatalf("the recording is not the false HANG it is kept for: %s, stall window %s", v.Outcome, v.Params.StallWindow)
+	}
+	for i := 1; i <= len(ps); i++ {
+		o.Probes = ps[:i]
+		if d := Decide(o); d.Outcome == Hang {
+			t.Fatalf("probe %d of %d: HANG: %s", i, len(ps), d.Reason)
+		}
+	}
+	// Without the timed-sleep rule the same probes are a HANG: the test
+	// can fail.
+	saved := timedSleeps
+	timedSleeps = nil
+	defer func() { timedSleeps = saved }()
+	o.Probes = ps
+	if d := Decide(o); d.Outcome != Hang {
+		t.Fatalf("without the timed-sleep rule the recording decides %q, not the HANG it recorded", d.Outcome)
+	}
+}
