@@ -161,7 +161,9 @@ const maxProbeFailures = 3
 //     must outlast the device's hang horizon (Device.HangAfter: the stall
 //     window plus two I/O timeouts), and the budget grows to match.
 //   - RECOVERED: the guest settled (as for PASS) after a stall that met
-//     the HANG proof for StallWindow but ended before the horizon: the
+//     the HANG proof for StallWindow, lasted RecoveredAfter on both
+//     clocks and ended before the horizon (a shorter one is part of a
+//     PASS): the
 //     driver's timeout handling got it out. The verdict gives the stall's
 //     length and the device's first recovery line on the console.
 //   - PASS: the device is gone from the guest, the trigger finished, no
@@ -281,7 +283,7 @@ func Decide(o Observed) Decision {
 			o.Scenario.Removal, path, o.Params.RemovalProof)
 	}
 	if !quietSince.IsZero() && now.Sub(quietSince) >= o.Params.Settle {
-		if stall != nil {
+		if stall != nil && time.Duration(stall.Host) >= o.Params.RecoveredAfter && time.Duration(stall.Guest) >= o.Params.RecoveredAfter {
 			return d.recovered(console, dev, stall)
 		}
 		return d.settled(o)

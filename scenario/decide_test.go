@@ -353,3 +353,21 @@ func TestDecideTimedSleepIsNoHang(t *testing.T) {
 		t.Fatalf("without the timed-sleep rule the recording decides %q, not the HANG it recorded", d.Outcome)
 	}
 }
+
+// TestDecideShortStallIsNoRecovery: with the default 1 s stall window a
+// 2 s pause during an nvme removal meets the stall proof but is shorter
+// than RecoveredAfter (3 s): the settled guest is a PASS (the window
+// judges it), while a 4 s stall that ends is RECOVERED.
+func TestDecideShortStallIsNoRecovery(t *testing.T) {
+	for _, tc := range []struct {
+		stalled int // probes, 250 ms apart
+		want    Outcome
+	}{{8, ""}, {16, Recovered}} {
+		o := nvmeObserved(stallThenQuiet(tc.stalled, 6), console(false))
+		o.Params = Params{}.WithDefaults()
+		d := Decide(o)
+		if d.Outcome != tc.want || (tc.want == "" && !d.NeedWindow) {
+			t.Errorf("%d stalled probes: %q (needs window %v), want %q%s", tc.stalled, d.Outcome, d.NeedWindow, tc.want, map[bool]string{true: " and the window judged"}[tc.want == ""])
+		}
+	}
+}

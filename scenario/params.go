@@ -49,6 +49,12 @@ type Params struct {
 	// pciehp's removal path ("Card not present", or the Attention Button's
 	// "Powering off") before the trial is INFRA-ERROR (default 5 s).
 	RemovalProof time.Duration
+	// RecoveredAfter: the shortest stall a RECOVERED verdict reports
+	// (default 3 s). A removal pauses its waiters for a second or so
+	// (pciehp's 1 s sleep after powering the slot off): a stall that ends
+	// sooner is part of a PASS, not a recovery. It is independent of
+	// StallWindow, which only says how soon a stall that lasts is a HANG.
+	RecoveredAfter time.Duration
 }
 
 func (p Params) WithDefaults() Params {
@@ -70,7 +76,7 @@ func (p Params) WithDefaults() Params {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&p.StallWindow, time.Second}, {&p.Settle, 500 * time.Millisecond}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 150 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}} {
+	}{{&p.StallWindow, time.Second}, {&p.Settle, 500 * time.Millisecond}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 150 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}, {&p.RecoveredAfter, 3 * time.Second}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -107,7 +113,7 @@ func (p Params) Validate() error {
 	if p.IOTimeout < 0 {
 		errs = append(errs, fmt.Errorf("io-timeout %s: want 0 (the device's default) or a positive number of seconds", p.IOTimeout))
 	}
-	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 {
+	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 || p.RecoveredAfter < 0 {
 		errs = append(errs, errors.New("stall window, settle, budget, probe interval and removal proof must not be negative"))
 	}
 	if p.ProbeInterval != 0 && (p.ProbeInterval < 20*time.Millisecond || p.ProbeInterval > 5*time.Second) {

@@ -218,8 +218,8 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	type plain Params
 	return json.Marshal(struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout string
-	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String(), p.IOTimeout.String()})
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout, RecoveredAfter string
+	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String(), p.IOTimeout.String(), p.RecoveredAfter.String()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, so verdict.json decodes
@@ -228,7 +228,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	type plain Params
 	var aux struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout string
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout, RecoveredAfter string
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -237,7 +237,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		s string
 		d *time.Duration
-	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}, {aux.IOTimeout, &p.IOTimeout}} {
+	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}, {aux.IOTimeout, &p.IOTimeout}, {aux.RecoveredAfter, &p.RecoveredAfter}} {
 		if f.s == "" {
 			continue
 		}
