@@ -74,10 +74,12 @@ fuzz:
 	@$(FUZZ1) FuzzApplySeries ./kernels
 
 # Timings as benchmarks (never as test assertions): boot to agent-ready,
-# surprise removal to DEVICE_DELETED, hang detection latency, and the
-# kernel build times (cold, incremental, cached).
+# surprise removal to DEVICE_DELETED, hang detection latency, the kernel
+# build times (cold, incremental, cached), and the snapshot matrix (cold
+# vs restored trials side by side, throughput at PROCS=1 and 2; its
+# "bench:" table and report paths).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 90m ./machine/... ./trial/ ./kernels/ 2>&1 | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---)'
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 90m ./machine/... ./trial/ ./engine/ ./kernels/ 2>&1 | tee bench.out | grep -E '^(Benchmark|ok|FAIL|---|bench:)'
 
 clean-cache:
 	rm -rf "$${YANK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/yank}"
