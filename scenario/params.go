@@ -10,7 +10,7 @@ import (
 // Params are a trial's knobs. Zero values take the defaults of the recipe
 // that reproduced the del_gendisk hang (docs/DESIGN.md): a 4-entry single queue
 // behind a 2 MiB/s write throttle, 48 MiB of dirty pages held back from
-// background writeback, and a 2 s hung-task timeout.
+// background writeback, and a 1 s hung-task timeout.
 type Params struct {
 	Offset time.Duration // removal time after the trigger starts in the guest
 
@@ -24,7 +24,7 @@ type Params struct {
 	DirtyBackgroundRatio    int // vm.dirty_background_ratio (default 80)
 	DirtyWritebackCentisecs int // vm.dirty_writeback_centisecs (default 0 = periodic writeback off); -1 keeps the kernel's
 
-	HungTaskTimeout int // kernel.hung_task_timeout_secs (default 2)
+	HungTaskTimeout int // kernel.hung_task_timeout_secs (default 1: khungtaskd's report on a HANG then comes within about a second of the verdict)
 
 	// IOTimeout is the device driver's request timeout, for devices that
 	// have one (Device.IOTimeout; nvme: nvme_core.io_timeout, default
@@ -69,7 +69,7 @@ func (p Params) WithDefaults() Params {
 	def(&p.WriteMB, 48)
 	def(&p.DirtyRatio, 90)
 	def(&p.DirtyBackgroundRatio, 80)
-	def(&p.HungTaskTimeout, 2)
+	def(&p.HungTaskTimeout, 1)
 	if p.ThrottleBps == 0 {
 		p.ThrottleBps = 2 << 20
 	}

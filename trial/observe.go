@@ -180,7 +180,9 @@ func (r *runner) collectHangEvidence(ctx context.Context, pid int) {
 	} else {
 		r.log.Warn("sysrq-w", "err", err)
 	}
-	wait := time.Duration(2*r.p.HungTaskTimeout+2) * time.Second
+	// khungtaskd checks every timeout: the task, stuck for the stall
+	// window already, is reported at one of the next two checks.
+	wait := time.Duration(2*r.p.HungTaskTimeout+1) * time.Second
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	_, err := r.m.Console.WaitFunc(wctx, 0, func(s string) bool {
@@ -188,6 +190,6 @@ func (r *runner) collectHangEvidence(ctx context.Context, pid int) {
 		return ok && got == pid
 	})
 	r.v.HungTaskReport = err == nil
-	// Give the dump's trailing stack lines a moment to arrive.
-	time.Sleep(500 * time.Millisecond)
+	// Give the report's trailing stack lines a moment to arrive.
+	time.Sleep(200 * time.Millisecond)
 }
