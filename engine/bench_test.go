@@ -200,7 +200,9 @@ func outcomes(rows []engine.Row) string {
 
 // agreement compares each cell's cold outcome with its restored ones.
 func agreement(cold, restored []engine.Row) string {
-	key := func(r engine.Row) string { return r.Kernel + "/" + r.Verdict.Scenario + "@" + time.Duration(r.Offset).String() }
+	key := func(r engine.Row) string {
+		return r.Kernel + "/" + r.Verdict.Scenario + "@" + time.Duration(r.Offset).String()
+	}
 	byCell := map[string][]scenario.Outcome{}
 	for _, r := range restored {
 		byCell[key(r)] = append(byCell[key(r)], r.Verdict.Outcome)
