@@ -93,3 +93,13 @@ func cleanStale(dir, heldKey string) {
 		}
 	}
 }
+
+// LockFile is an flock held until Unlock; Lock and TryLock give the
+// cache's other stores (snapshot/) the locks kernel builds use.
+type LockFile = lockFile
+
+// Lock waits (until ctx ends) for an exclusive flock on path.
+func Lock(ctx context.Context, path string) (*LockFile, error) { return lock(ctx, path) }
+
+// TryLock takes the flock on path if no one holds it.
+func TryLock(path string) (*LockFile, bool) { return tryLock(path) }

@@ -22,7 +22,7 @@ func (s *Store) GC(keep time.Duration, dryRun bool) (removed, kept []kernels.GCI
 			continue
 		}
 		key, _, tmp := strings.Cut(name, ".tmp-")
-		l, ok := tryLock(filepath.Join(s.Dir, key) + ".lock")
+		l, ok := kernels.TryLock(filepath.Join(s.Dir, key) + ".lock")
 		if !ok {
 			continue
 		}
@@ -44,7 +44,7 @@ func (s *Store) GC(keep time.Duration, dryRun bool) (removed, kept []kernels.GCI
 			it.What += " of " + e.Meta.Kernel
 			it.Why = "used " + lastUse(dir).UTC().Format("2006-01-02 15:04")
 			kept = append(kept, it)
-			l.unlock()
+			l.Unlock()
 			continue
 		}
 		if !dryRun {
@@ -54,7 +54,7 @@ func (s *Store) GC(keep time.Duration, dryRun bool) (removed, kept []kernels.GCI
 			}
 		}
 		removed = append(removed, it)
-		l.unlock()
+		l.Unlock()
 	}
 	return removed, kept
 }
@@ -85,16 +85,4 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return n
-}
-
-func tryLock(path string) (*flock, bool) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, false
-	}
-	if err := syscallFlockNB(f); err != nil {
-		f.Close()
-		return nil, false
-	}
-	return &flock{f}, true
 }

@@ -11,13 +11,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/yank-dev/yank/kernels"
@@ -100,11 +98,11 @@ func (s *Store) Get(ctx context.Context, key string, make Maker) (e Entry, made 
 		touch(dir)
 		return e, false, nil
 	}
-	l, err := lock(ctx, dir+".lock")
+	l, err := kernels.Lock(ctx, dir+".lock")
 	if err != nil {
 		return Entry{}, false, err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	if e, ok := s.lookup(dir); ok {
 		touch(dir)
 		return e, false, nil
@@ -142,11 +140,11 @@ func (s *Store) Get(ctx context.Context, key string, make Maker) (e Entry, made 
 // Remove drops key's entry (a state that would not restore), so the next
 // trial makes it afresh.
 func (s *Store) Remove(key string) error {
-	l, err := lock(context.Background(), filepath.Join(s.Dir, key)+".lock")
+	l, err := kernels.Lock(context.Background(), filepath.Join(s.Dir, key)+".lock")
 	if err != nil {
 		return err
 	}
-	defer l.unlock()
+	defer l.Unlock()
 	return os.RemoveAll(filepath.Join(s.Dir, key))
 }
 
@@ -221,37 +219,3 @@ var (
 	digestMu sync.Mutex
 	digests  = map[string]string{}
 )
-
-type flock struct{ f *os.File }
-
-func lock(ctx context.Context, path string) (*flock, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return &flock{f}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for snapshot lock %s: %w", path, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (l *flock) unlock() {
-	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	l.f.Close()
-}
-
-func syscallFlockNB(f *os.File) error {
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-}
