@@ -111,7 +111,7 @@ func (r *runner) makeSnapshot(ctx context.Context, dir string) (snapshot.Meta, e
 	err := r.m.SaveState(ctx, e.State())
 	var qerr *qmp.Error
 	if errors.As(err, &qerr) && qerr.Command == "migrate" {
-		return snapshot.Meta{Refused: qerr.Desc}, nil
+		return snapshot.Meta{Kernel: r.t.Kernel, Initrd: r.t.Initrd, Refused: qerr.Desc}, nil
 	}
 	if err != nil {
 		return snapshot.Meta{}, err
