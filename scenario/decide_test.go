@@ -357,17 +357,19 @@ func TestDecideTimedSleepIsNoHang(t *testing.T) {
 // TestDecideShortStallIsNoRecovery: with the default 1 s stall window a
 // 2 s pause during an nvme removal meets the stall proof but is shorter
 // than RecoveredAfter (3 s): the settled guest is a PASS (the window
-// judges it), while a 4 s stall that ends is RECOVERED.
+// judges it), while a 4 s stall that ends is RECOVERED; -recovered-after
+// moves that line both ways.
 func TestDecideShortStallIsNoRecovery(t *testing.T) {
 	for _, tc := range []struct {
-		stalled int // probes, 250 ms apart
-		want    Outcome
-	}{{8, ""}, {16, Recovered}} {
+		stalled        int // probes, 250 ms apart
+		recoveredAfter time.Duration
+		want           Outcome
+	}{{8, 0, ""}, {16, 0, Recovered}, {8, 1500 * time.Millisecond, Recovered}, {16, 5 * time.Second, ""}} {
 		o := nvmeObserved(stallThenQuiet(tc.stalled, 6), console(false))
-		o.Params = Params{}.WithDefaults()
+		o.Params = Detection{RecoveredAfter: tc.recoveredAfter}.Apply(Params{}).WithDefaults()
 		d := Decide(o)
 		if d.Outcome != tc.want || (tc.want == "" && !d.NeedWindow) {
-			t.Errorf("%d stalled probes: %q (needs window %v), want %q%s", tc.stalled, d.Outcome, d.NeedWindow, tc.want, map[bool]string{true: " and the window judged"}[tc.want == ""])
+			t.Errorf("%d stalled probes, recovered-after %s: %q (needs window %v), want %q%s", tc.stalled, tc.recoveredAfter, d.Outcome, d.NeedWindow, tc.want, map[bool]string{true: " and the window judged"}[tc.want == ""])
 		}
 	}
 }

@@ -34,16 +34,16 @@ type Params struct {
 	IOTimeout time.Duration
 
 	// StallWindow: a task in D state with no block-layer progress for this
-	// long is a hang (default 3 s).
+	// long is a hang (default 1 s).
 	StallWindow time.Duration
 	// Settle: how long everything must stay quiet (no D tasks, device gone)
-	// to call a PASS (default 1 s).
+	// to call a PASS (default 500 ms).
 	Settle time.Duration
 	// Budget: after the removal, how long to wait for PASS or HANG before
 	// giving up with INFRA-ERROR (default 90 s; a graceful removal flushes
 	// all dirty data through the throttle first).
 	Budget time.Duration
-	// ProbeInterval between guest probes (default 250 ms).
+	// ProbeInterval between the starts of two guest probes (default 150 ms).
 	ProbeInterval time.Duration
 	// RemovalProof: how long after the removal the guest may take to log
 	// pciehp's removal path ("Card not present", or the Attention Button's
@@ -113,8 +113,11 @@ func (p Params) Validate() error {
 	if p.IOTimeout < 0 {
 		errs = append(errs, fmt.Errorf("io-timeout %s: want 0 (the device's default) or a positive number of seconds", p.IOTimeout))
 	}
-	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 || p.RecoveredAfter < 0 {
+	if p.StallWindow < 0 || p.Budget < 0 || p.Settle < 0 || p.ProbeInterval < 0 || p.RemovalProof < 0 {
 		errs = append(errs, errors.New("stall window, settle, budget, probe interval and removal proof must not be negative"))
+	}
+	if p.RecoveredAfter < 0 || p.RecoveredAfter > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("recovered-after %s: want 0 (the default, 3s) up to 10m", p.RecoveredAfter))
 	}
 	if p.ProbeInterval != 0 && (p.ProbeInterval < 20*time.Millisecond || p.ProbeInterval > 5*time.Second) {
 		errs = append(errs, fmt.Errorf("probe interval %s: want 20ms to 5s", p.ProbeInterval))
@@ -128,7 +131,7 @@ func (p Params) Validate() error {
 // Detection holds the verdict-timing knobs every command and the suites
 // let a user set (0: the default).
 type Detection struct {
-	StallWindow, Settle, ProbeInterval time.Duration
+	StallWindow, Settle, ProbeInterval, RecoveredAfter time.Duration
 }
 
 // Apply sets the knobs that are given on p.
@@ -136,6 +139,7 @@ func (d Detection) Apply(p Params) Params {
 	p.StallWindow = cmp.Or(d.StallWindow, p.StallWindow)
 	p.Settle = cmp.Or(d.Settle, p.Settle)
 	p.ProbeInterval = cmp.Or(d.ProbeInterval, p.ProbeInterval)
+	p.RecoveredAfter = cmp.Or(d.RecoveredAfter, p.RecoveredAfter)
 	return p
 }
 

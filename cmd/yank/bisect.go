@@ -54,7 +54,7 @@ type bisectStep struct {
 	Invert    bool              `json:"invert"`
 	// NoSnapshot is -no-snapshot: every trial boots cold.
 	NoSnapshot bool `json:"no_snapshot,omitempty"`
-	// Detection is -stall-window, -settle and -probe-interval.
+	// Detection is -stall-window, -settle, -probe-interval and -recovered-after.
 	Detection scenario.Detection `json:"detection"`
 	Result    string             `json:"result"` // good, bad, skip
 	Exit      int                `json:"exit"`

@@ -27,21 +27,22 @@ type matrixFlags struct {
 
 // detectionFlags are the verdict-timing knobs, shared by every command
 // that runs trials.
-type detectionFlags struct{ stallWindow, settle, probeInterval *time.Duration }
+type detectionFlags struct{ stallWindow, settle, probeInterval, recoveredAfter *time.Duration }
 
 func addDetectionFlags(fs *flag.FlagSet) detectionFlags {
 	return detectionFlags{
-		stallWindow:   fs.Duration("stall-window", 0, "HANG needs a task unmoved in D state with no I/O completing for this long, on the host's and the guest's clocks (default 1s)"),
-		settle:        fs.Duration("settle", 0, "PASS needs the guest quiet (no D task, the device gone, the trigger done) for this long (default 500ms)"),
-		probeInterval: fs.Duration("probe-interval", 0, "time between looks into the guest after the removal (default 150ms)"),
+		stallWindow:    fs.Duration("stall-window", 0, "HANG needs a task unmoved in D state with no I/O completing for this long, on the host's and the guest's clocks (default 1s)"),
+		settle:         fs.Duration("settle", 0, "PASS needs the guest quiet (no D task, the device gone, the trigger done) for this long (default 500ms)"),
+		probeInterval:  fs.Duration("probe-interval", 0, "time between looks into the guest after the removal (default 150ms)"),
+		recoveredAfter: fs.Duration("recovered-after", 0, "RECOVERED needs a stall this long that ended before the device's hang horizon; a shorter one is part of a PASS (default 3s)"),
 	}
 }
 
 // get checks the knobs; cmd names the command in errors.
 func (d detectionFlags) get(cmd string) (scenario.Detection, error) {
-	det := scenario.Detection{StallWindow: *d.stallWindow, Settle: *d.settle, ProbeInterval: *d.probeInterval}
+	det := scenario.Detection{StallWindow: *d.stallWindow, Settle: *d.settle, ProbeInterval: *d.probeInterval, RecoveredAfter: *d.recoveredAfter}
 	if err := det.Check(); err != nil {
-		return det, fmt.Errorf("%s: -stall-window, -settle, -probe-interval: %w", cmd, err)
+		return det, fmt.Errorf("%s: -stall-window, -settle, -probe-interval, -recovered-after: %w", cmd, err)
 	}
 	return det, nil
 }

@@ -60,7 +60,7 @@ type config struct {
 	// snapshots starts trials from snapshots in the cache; nil is
 	// -yank.no-snapshot (cold boots).
 	snapshots *snapshot.Store
-	detection scenario.Detection // -yank.stall-window, -yank.settle, -yank.probe-interval
+	detection scenario.Detection // -yank.stall-window, -yank.settle, -yank.probe-interval, -yank.recovered-after
 }
 
 // loadConfig reads the flags (and environment); seed is Ginkgo's, used
@@ -155,13 +155,13 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 	for _, k := range []struct {
 		flag, env string
 		to        *time.Duration
-	}{{"yank.stall-window", "YANK_STALL_WINDOW", &c.detection.StallWindow}, {"yank.settle", "YANK_SETTLE", &c.detection.Settle}, {"yank.probe-interval", "YANK_PROBE_INTERVAL", &c.detection.ProbeInterval}} {
+	}{{"yank.stall-window", "YANK_STALL_WINDOW", &c.detection.StallWindow}, {"yank.settle", "YANK_SETTLE", &c.detection.Settle}, {"yank.probe-interval", "YANK_PROBE_INTERVAL", &c.detection.ProbeInterval}, {"yank.recovered-after", "YANK_RECOVERED_AFTER", &c.detection.RecoveredAfter}} {
 		if *k.to, err = time.ParseDuration(setting(k.flag, k.env)); err != nil {
 			return c, fmt.Errorf("-%s: %w", k.flag, err)
 		}
 	}
 	if err := c.detection.Check(); err != nil {
-		return c, fmt.Errorf("-yank.stall-window, -yank.settle, -yank.probe-interval: %w", err)
+		return c, fmt.Errorf("-yank.stall-window, -yank.settle, -yank.probe-interval, -yank.recovered-after: %w", err)
 	}
 	noSnap, err := strconv.ParseBool(setting("yank.no-snapshot", "YANK_NO_SNAPSHOT"))
 	if err != nil {

@@ -31,6 +31,7 @@ func init() {
 	flag.Duration("yank.stall-window", 0, "HANG needs a task unmoved in D state with no I/O completing for this long on both clocks (env YANK_STALL_WINDOW; default 1s)")
 	flag.Duration("yank.settle", 0, "PASS needs the guest quiet for this long (env YANK_SETTLE; default 500ms)")
 	flag.Duration("yank.probe-interval", 0, "time between looks into the guest after the removal (env YANK_PROBE_INTERVAL; default 150ms)")
+	flag.Duration("yank.recovered-after", 0, "RECOVERED needs a stall this long that ended before the device's hang horizon; a shorter one is part of a PASS (env YANK_RECOVERED_AFTER; default 3s)")
 	flag.Bool("yank.no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger by each cell's first trial (env YANK_NO_SNAPSHOT=1)")
 	flag.Duration("yank.spec-timeout", 5*time.Minute, "timeout of one trial's spec (env YANK_SPEC_TIMEOUT)")
 }
