@@ -144,7 +144,7 @@ func TestDecideRules(t *testing.T) {
 			o := observed(probes(5, 250*time.Millisecond, quiet), console(false))
 			o.Window = &WindowEvidence{Samples: 40, Hit: false, Reason: "trigger had exited at the cut"}
 			return o
-		}(), Missed, false, "the cut landed outside the unbind-race window: trigger had exited at the cut"},
+		}(), Missed, false, "the cut was not shown inside the unbind-race window: trigger had exited at the cut"},
 		{"quiet, sampler saw nothing: INFRA-ERROR", func() Observed {
 			o := observed(probes(5, 250*time.Millisecond, quiet), console(false))
 			o.Window = &WindowEvidence{Reason: "no samples"}
@@ -240,8 +240,7 @@ func TestDecideReplaysRecordedTrials(t *testing.T) {
 	for _, f := range files {
 		dir := filepath.Dir(f)
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			var v Verdict
-			readJSON(t, filepath.Join(dir, "verdict.json"), &v)
+			v := recorded(t, dir)
 			sc, err := Lookup(v.Scenario)
 			if err != nil {
 				t.Fatal(err)
@@ -254,7 +253,8 @@ func TestDecideReplaysRecordedTrials(t *testing.T) {
 				d := Decide(o)
 				if d.NeedWindow {
 					g := ReadGuestTimes(o.Console, sc.Removal, o.CutStopped)
-					o.Window = JudgeWindow(sc.WindowWant(), ParseSamples(samplesOf(t, dir, o.Console)), time.Duration(*g.Cut))
+					at, _ := CutFacts(g, sc.WindowWant(), o.Console)
+					o.Window = JudgeWindow(sc.WindowWant(), ParseSamples(samplesOf(t, dir, o.Console)), at)
 					d = Decide(o)
 				}
 				if d.Outcome == "" {

@@ -29,6 +29,11 @@ type Device struct {
 	// trigger's stack holds one of them, and a stuck task under one is
 	// classified by it.
 	RemoveWaits []string `json:"remove_waits"`
+	// RemoveEndLine is the console line (a regular expression) the
+	// driver logs when its remove() starts its last wait on the device
+	// (sd: "Synchronizing SCSI cache"): a cut before it lands inside the
+	// "removing" window (Window.EndLine).
+	RemoveEndLine string `json:"remove_end_line,omitempty"`
 	// IOTimeout: the driver times requests out (nil: it never does, a
 	// lost request waits forever).
 	IOTimeout *IOTimeout `json:"io_timeout,omitempty"`
@@ -75,6 +80,9 @@ func mustLoadDevices(b []byte) map[string]*Device {
 		}
 		for _, p := range d.Recovery {
 			d.recovery = append(d.recovery, regexp.MustCompile(p))
+		}
+		if d.RemoveEndLine != "" {
+			regexp.MustCompile(d.RemoveEndLine)
 		}
 		m[d.Name] = d
 	}

@@ -2,7 +2,11 @@ package scenario
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,14 +54,7 @@ func TestReplayRecordedTrials(t *testing.T) {
 	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			b, err := os.ReadFile(filepath.Join(dir, "verdict.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var v Verdict
-			if err := json.Unmarshal(b, &v); err != nil {
-				t.Fatal(err)
-			}
+			v := recorded(t, dir)
 			sc, err := Lookup(v.Scenario)
 			if err != nil {
 				t.Fatal(err)
@@ -68,7 +65,8 @@ func TestReplayRecordedTrials(t *testing.T) {
 			if g.Cut == nil || v.Guest.Cut == nil || (*g.Cut-*v.Guest.Cut).abs() > 2*time.Microsecond || g.Order != v.Guest.Order {
 				t.Fatalf("guest times: got %+v, recorded %+v", g, v.Guest)
 			}
-			w := JudgeWindow(sc.WindowWant(), ParseSamples(samplesOf(t, dir, lines)), time.Duration(*g.Cut))
+			at, _ := CutFacts(g, sc.WindowWant(), lines)
+			w := JudgeWindow(sc.WindowWant(), ParseSamples(samplesOf(t, dir, lines)), at)
 			if w.Hit != v.Window.Hit || w.Reason != v.Window.Reason {
 				t.Fatalf("window: got %v %q, recorded %v %q", w.Hit, w.Reason, v.Window.Hit, v.Window.Reason)
 			}
@@ -92,6 +90,41 @@ func TestReplayRecordedTrials(t *testing.T) {
 			}
 		})
 	}
+}
+
+// recorded reads a recorded trial's verdict.json. A trial that today's
+// rules judge differently from the day it was recorded keeps its evidence
+// untouched and states the new judgement, and why, in rejudged.json
+// (outcome, reason, window hit and reason; each optional).
+func recorded(t *testing.T, dir string) Verdict {
+	t.Helper()
+	var v Verdict
+	readJSON(t, filepath.Join(dir, "verdict.json"), &v)
+	b, err := os.ReadFile(filepath.Join(dir, "rejudged.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return v
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Why     string  `json:"why"`
+		Outcome Outcome `json:"outcome"`
+		Reason  string  `json:"reason"`
+		Window  *struct {
+			Hit    bool   `json:"hit"`
+			Reason string `json:"reason"`
+		} `json:"window"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil || r.Why == "" {
+		t.Fatalf("%s/rejudged.json: %v (it must say why)", dir, err)
+	}
+	v.Outcome, v.Reason = cmp.Or(r.Outcome, v.Outcome), cmp.Or(r.Reason, v.Reason)
+	if r.Window != nil {
+		v.Window.Hit, v.Window.Reason = r.Window.Hit, r.Window.Reason
+	}
+	return v
 }
 
 func (d Duration) abs() time.Duration { return max(time.Duration(d), -time.Duration(d)) }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -104,13 +105,15 @@ func (s Scenario) DeviceInfo() *Device {
 }
 
 // WindowWant is the scenario's window with "removing" spelled out: the
-// trigger running with one of its device's RemoveWaits in its stack.
+// trigger running with one of its device's RemoveWaits in its stack,
+// before the device's RemoveEndLine unless the window names its own.
 func (s Scenario) WindowWant() Window {
 	w := s.Window
 	if w.Trigger == WindowRemoving {
 		w.Trigger = WindowRunning
 		if d := s.DeviceInfo(); d != nil {
 			w.TriggerIn = d.RemoveWaits
+			w.EndLine = cmp.Or(w.EndLine, d.RemoveEndLine)
 		}
 	}
 	return w

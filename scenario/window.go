@@ -26,6 +26,12 @@ type Window struct {
 	IO string `json:"io,omitempty"`
 	// Device: "bound" (present with its driver bound) or "" (any).
 	Device string `json:"device,omitempty"`
+	// EndLine is a console line (a regular expression) the guest logs
+	// when the trigger starts the window's last step (virtio-scsi:
+	// "Synchronizing SCSI cache", its flush). Logged after the cut, it
+	// proves the trigger had not got past the window at the cut. "removing"
+	// takes the device's remove_end_line when this is empty.
+	EndLine string `json:"end_line,omitempty"`
 }
 
 var kernelSymbol = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
@@ -72,8 +78,24 @@ func (w Window) validate() error {
 	if len(w.TriggerIn) > 0 && w.Trigger != WindowRunning {
 		return fmt.Errorf("window.trigger_in needs window.trigger \"running\" (\"removing\" takes its functions from the device)")
 	}
+	if w.EndLine != "" {
+		if w.Trigger == "" {
+			return fmt.Errorf("window.end_line needs window.trigger \"running\" or \"removing\": it marks the trigger's progress")
+		}
+		if _, err := regexp.Compile(w.EndLine); err != nil {
+			return fmt.Errorf("window.end_line %q: want a regular expression (Go syntax): %v", w.EndLine, err)
+		}
+	}
 	return nil
 }
+
+// stackOnly: the window rests on where the trigger is (its stack) with
+// no outstanding I/O to show that it stays there. Outstanding I/O drains
+// through the 2 MiB/s throttle, so a sample that saw it holds for the
+// sampler's gap; a stack can change between two looks (nvme's freeze
+// wait ends when the last request completes, virtio-scsi's flush takes
+// 3 ms), so the trigger must be seen there after the cut as well.
+func (w Window) stackOnly() bool { return len(w.TriggerIn) > 0 && w.IO != WindowOutstanding }
 
 func (w Window) String() string {
 	var p []string
@@ -138,6 +160,65 @@ type WindowEvidence struct {
 	// Gap is the cut minus the before sample, on the guest clock.
 	Gap     Duration `json:"gap"`
 	Samples int      `json:"samples"`
+	// Still is the first look after the cut that read the trigger's
+	// stack, for a window on the trigger's stack alone: it must show the
+	// trigger still inside (Window.stackOnly).
+	Still *Sample `json:"still,omitempty"`
+	// End is when the window's end line was logged (guest clock).
+	End *Duration `json:"end,omitempty"`
+}
+
+// CutAt places the cut on the guest clock, with what the console says
+// about the trigger around it (CutFacts reads them).
+type CutAt struct {
+	// Cut is the host's cut mapped through T0 (GuestTimes.Cut): off by a
+	// few ms either way (T0's serial latency, the stop's round trip).
+	Cut time.Duration
+	// Latest is when the cut happened at the latest: pciehp's removal
+	// line for a surprise cut (the guest cannot log it before), else Cut.
+	// What must come after the cut to prove the window held (T1, the end
+	// line, the look that finds the trigger still inside) must come
+	// after Latest.
+	Latest time.Duration
+	// T1 is when the trigger's action returned (YANK-T1), 0 if it did not.
+	T1 time.Duration
+	// End is when the window's end line (EndText) was logged after T0,
+	// 0 if it was not.
+	End     time.Duration
+	EndText string
+}
+
+// CutFacts reads a CutAt off the guest times and the console (printk-
+// stamped lines); ok is false when the cut cannot be placed (no T0).
+func CutFacts(g GuestTimes, w Window, console []journal.Entry[string]) (CutAt, bool) {
+	if g.Cut == nil {
+		return CutAt{}, false
+	}
+	c := CutAt{Cut: time.Duration(*g.Cut)}
+	c.Latest = c.Cut
+	if g.Removal != nil && time.Duration(*g.Removal) > c.Cut {
+		c.Latest = time.Duration(*g.Removal)
+	}
+	if g.T1 != nil {
+		c.T1 = time.Duration(*g.T1)
+	}
+	if w.EndLine == "" {
+		return c, true
+	}
+	end := regexp.MustCompile(w.EndLine) // validated with the scenario
+	t0 := false
+	for _, l := range console {
+		stamp, text, ok := printkStamp(l.Item)
+		switch {
+		case !ok:
+		case !t0:
+			t0 = strings.Contains(text, TriggerMarker+" ")
+		case end.MatchString(text):
+			c.End, c.EndText = stamp, text
+			return c, true
+		}
+	}
+	return c, true
 }
 
 func (e *WindowEvidence) String() string {
@@ -148,10 +229,21 @@ func (e *WindowEvidence) String() string {
 	return fmt.Sprintf("%s (want %s): %s", hit, e.Want, e.Reason)
 }
 
-// JudgeWindow decides whether the cut at guest time cut landed inside w,
-// from the samples (any order). Pure: table-tested in window_test.go.
-func JudgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence {
+// JudgeWindow decides whether the cut landed inside w, from the samples
+// (any order) and the console's facts around the cut. The last sample
+// before the cut must show the window's state; what could have changed
+// since must be shown not to have: a trigger the window needs running
+// must return after the cut (T1), and a window on the trigger's stack
+// alone must still hold after the cut (a later look with the trigger
+// still there, or the window's end line logged after the cut). Pure:
+// table-tested in window_test.go.
+func JudgeWindow(w Window, samples []Sample, at CutAt) *WindowEvidence {
+	cut := at.Cut
 	e := &WindowEvidence{Want: w, Samples: len(samples)}
+	if at.End > 0 {
+		end := Duration(at.End)
+		e.End = &end
+	}
 	ss := slices.Clone(samples)
 	slices.SortFunc(ss, func(a, b Sample) int { return int(a.GuestTime - b.GuestTime) })
 	for i := range ss {
@@ -194,30 +286,76 @@ func JudgeWindow(w Window, samples []Sample, cut time.Duration) *WindowEvidence 
 			time.Duration(e.Gap).Round(time.Millisecond), MaxSampleGap)
 		return e
 	}
-	at := fmt.Sprintf("%s before the cut", time.Duration(e.Gap).Round(time.Millisecond))
+	since := fmt.Sprintf("%s before the cut", time.Duration(e.Gap).Round(time.Millisecond))
 	switch {
 	case w.Trigger == WindowRunning && b.Trigger == "none":
-		e.Reason = at + ", the trigger had not started"
+		e.Reason = since + ", the trigger had not started"
 	case w.Trigger == WindowRunning && b.Trigger != "running":
-		e.Reason = at + ", the trigger had already finished"
+		e.Reason = since + ", the trigger had already finished"
+		if at.T1 > 0 && at.T1 <= cut {
+			e.Reason += fmt.Sprintf(" (it returned %s before the cut, YANK-T1 at %s)", (cut - at.T1).Round(time.Millisecond), at.T1)
+		}
+	case w.Trigger == WindowRunning && at.T1 > 0 && at.T1 <= at.Latest:
+		// The sampler saw it running, but it returned before its next look.
+		e.Reason = fmt.Sprintf("%s, the trigger was still running, but it returned %s before the cut (YANK-T1 at %s)",
+			since, (cut - at.T1).Round(time.Millisecond), at.T1)
+		if at.T1 > cut {
+			e.Reason = fmt.Sprintf("%s, the trigger was still running, but it returned (YANK-T1 at %s) before the guest saw the removal at %s: not proven running at the cut",
+				since, at.T1, at.Latest)
+		}
 	case len(w.TriggerIn) > 0 && stackAt.In == "?":
-		e.Reason = fmt.Sprintf("%s, the trigger's stack could not be read (running) and no recent sample read it", at)
+		e.Reason = fmt.Sprintf("%s, the trigger's stack could not be read (running) and no recent sample read it", since)
 	case len(w.TriggerIn) > 0 && !slices.Contains(w.TriggerIn, stackAt.In):
-		e.Reason = fmt.Sprintf("%s, the trigger was not under %s (wchan %s)", at, strings.Join(w.TriggerIn, "|"), b.WChan)
+		e.Reason = fmt.Sprintf("%s, the trigger was not under %s (wchan %s)", since, strings.Join(w.TriggerIn, "|"), b.WChan)
 	case w.IO == WindowOutstanding && !b.outstanding():
-		e.Reason = fmt.Sprintf("%s, no I/O was outstanding (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
+		e.Reason = fmt.Sprintf("%s, no I/O was outstanding (dirty %d kB, writeback %d kB, in flight %s)", since, b.DirtyKB, b.WriteKB, b.InFlight)
 	case w.IO == WindowIdle && b.outstanding():
-		e.Reason = fmt.Sprintf("%s, the disk was not idle (dirty %d kB, writeback %d kB, in flight %s)", at, b.DirtyKB, b.WriteKB, b.InFlight)
+		e.Reason = fmt.Sprintf("%s, the disk was not idle (dirty %d kB, writeback %d kB, in flight %s)", since, b.DirtyKB, b.WriteKB, b.InFlight)
 	case w.Device == WindowBound && b.Device != "bound":
-		e.Reason = fmt.Sprintf("%s, the device was %s, not bound to its driver", at, b.Device)
+		e.Reason = fmt.Sprintf("%s, the device was %s, not bound to its driver", since, b.Device)
 	default:
-		e.Hit = true
-		e.Reason = fmt.Sprintf("%s %s: %s", w, at, b)
+		e.Reason = fmt.Sprintf("%s %s: %s", w, since, b)
 		if stackAt != b {
 			e.Reason += fmt.Sprintf(" (stack from #%d, %s before the cut)", stackAt.Seq, (cut - time.Duration(stackAt.GuestTime)).Round(time.Millisecond))
 		}
+		if !w.stackOnly() {
+			e.Hit = true
+			return e
+		}
+		e.Hit, e.Reason = e.stillInside(ss, at, stackAt)
 	}
 	return e
+}
+
+// stillInside proves that a window on the trigger's stack alone held at
+// the cut: the window's end line was logged after the cut, or the first
+// look after it that read the trigger's stack (a running task's often
+// reads empty) still finds the trigger under one of the window's
+// functions (a removal path enters them once, so it was there all along).
+func (e *WindowEvidence) stillInside(ss []Sample, at CutAt, before *Sample) (bool, string) {
+	w := e.Want
+	if at.End > at.Latest {
+		return true, fmt.Sprintf("%s; the window's end (%q) was logged %s after the cut", e.Reason, at.EndText, (at.End - at.Cut).Round(time.Millisecond))
+	}
+	for i := range ss {
+		s := &ss[i]
+		if time.Duration(s.GuestTime) <= at.Latest || s.In == "?" {
+			continue
+		}
+		e.Still = s
+		after := (time.Duration(s.GuestTime) - at.Cut).Round(time.Millisecond)
+		if slices.Contains(w.TriggerIn, s.In) {
+			return true, fmt.Sprintf("%s; still under %s %s after the cut (#%d)", e.Reason, s.In, after, s.Seq)
+		}
+		why := fmt.Sprintf("the trigger was under %s %s before the cut (#%d) but had left it %s after (#%d: trigger %s, wchan %s)",
+			before.In, (at.Cut - time.Duration(before.GuestTime)).Round(time.Millisecond), before.Seq, after, s.Seq, s.Trigger, s.WChan)
+		if at.End > 0 {
+			why += fmt.Sprintf(", and the window's end (%q) was logged %s before the cut", at.EndText, (at.Cut - at.End).Round(time.Millisecond))
+		}
+		return false, why + ": it may have left before the cut"
+	}
+	return false, fmt.Sprintf("the trigger was under %s %s before the cut (#%d), and no later look read its stack: whether it was still there at the cut is unknown",
+		before.In, (at.Cut - time.Duration(before.GuestTime)).Round(time.Millisecond), before.Seq)
 }
 
 var samplePattern = regexp.MustCompile(`YANK-S n=(\d+) trig=(\S+) in=(\S+) wchan=(\S+) dirty=(\d+) wb=(\d+) inflight=(\S+) dev=(\S+)`)

@@ -47,12 +47,69 @@ func TestJudgeWindow(t *testing.T) {
 		{"idle control, unbound", idle, []Sample{sample(ms(1990), "none", "-", 0, "0/0", "present")}, ms(2000), false, "not bound"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := JudgeWindow(tc.w, tc.samples, tc.cut)
+			e := JudgeWindow(tc.w, tc.samples, CutAt{Cut: tc.cut, Latest: tc.cut})
 			if e.Hit != tc.hit || !strings.Contains(e.Reason, tc.reason) {
 				t.Fatalf("hit=%v reason=%q, want hit=%v reason containing %q", e.Hit, e.Reason, tc.hit, tc.reason)
 			}
 			if e.Samples != len(tc.samples) {
 				t.Errorf("samples %d", e.Samples)
+			}
+		})
+	}
+}
+
+// TestJudgeWindowAfterTheCut: what the sample before the cut shows must
+// still hold at the cut. A trigger that returned before the cut (or
+// before the guest saw the removal) was not running; a window on the
+// trigger's stack alone needs a look after the cut that finds it still
+// there, or its end line logged after the cut.
+func TestJudgeWindowAfterTheCut(t *testing.T) {
+	freeze := Window{Trigger: WindowRunning, TriggerIn: []string{"blk_mq_freeze_queue_wait"}}
+	scsi := Window{Trigger: WindowRunning, TriggerIn: []string{"blk_execute_rq", "del_gendisk"}, EndLine: "Synchronizing SCSI cache"}
+	unbind := Window{Trigger: WindowRunning, TriggerIn: []string{"del_gendisk"}, IO: WindowOutstanding}
+	inFreeze := func(at int) Sample { return sample(ms(at), "running", "blk_mq_freeze_queue_wait", 0, "-", "present") }
+	cut := CutAt{Cut: ms(3300), Latest: ms(3303)}
+	with := func(c CutAt, f func(*CutAt)) CutAt { f(&c); return c }
+	for _, tc := range []struct {
+		name    string
+		w       Window
+		samples []Sample
+		at      CutAt
+		hit     bool
+		reason  string // substring
+	}{
+		{"returned before the cut", unbind, []Sample{sample(ms(3260), "running", "del_gendisk", 40000, "0/4", "present")},
+			with(cut, func(c *CutAt) { c.T1 = ms(3290) }), false, "it returned 10ms before the cut (YANK-T1 at 3.29s)"},
+		{"returned before the guest saw the removal", unbind, []Sample{sample(ms(3260), "running", "del_gendisk", 40000, "0/4", "present")},
+			with(cut, func(c *CutAt) { c.T1 = ms(3302) }), false, "not proven running at the cut"},
+		{"returned after the removal", unbind, []Sample{sample(ms(3260), "running", "del_gendisk", 40000, "0/4", "present")},
+			with(cut, func(c *CutAt) { c.T1 = ms(3500) }), true, "40ms before the cut"},
+		{"outstanding I/O holds: no look after needed", unbind, []Sample{sample(ms(3260), "running", "del_gendisk", 40000, "0/4", "present"), sample(ms(3320), "exited", "-", 0, "-", "gone")},
+			cut, true, ""},
+		{"still in the freeze wait after the cut", freeze, []Sample{inFreeze(3261), inFreeze(3322)}, cut, true, "still under blk_mq_freeze_queue_wait 22ms after the cut (#0)"},
+		{"left the freeze wait by the next look", freeze, []Sample{inFreeze(3261), sample(ms(3322), "running", "-", 0, "-", "present")},
+			with(cut, func(c *CutAt) { c.T1 = ms(3346) }), false, "but had left it 22ms after"},
+		{"a look inside the cut's uncertainty proves nothing", freeze, []Sample{inFreeze(3261), inFreeze(3302)}, cut, false, "no later look read its stack"},
+		{"an unreadable look is skipped", freeze, []Sample{inFreeze(3261), sample(ms(3322), "running", "?", 0, "-", "present"), inFreeze(3385)}, cut, true, "85ms after the cut"},
+		{"end line after the cut", scsi, []Sample{sample(ms(3260), "running", "del_gendisk", 30000, "0/0", "present"), sample(ms(3320), "running", "?", 0, "-", "present")},
+			with(cut, func(c *CutAt) {
+				c.End, c.EndText = ms(3392), "sd 0:0:0:0: [sda] Synchronizing SCSI cache"
+				c.T1 = ms(3420)
+			}), true, "logged 92ms after the cut"},
+		{"end line before the cut, flush still outstanding after it", scsi, []Sample{sample(ms(3260), "running", "del_gendisk", 0, "-", "present"), sample(ms(3320), "running", "blk_execute_rq", 0, "-", "present")},
+			with(cut, func(c *CutAt) { c.End = ms(3290) }), true, "still under blk_execute_rq"},
+		{"end line before the cut, trigger gone after", scsi, []Sample{sample(ms(3290), "running", "del_gendisk", 52, "-", "present"), sample(ms(3350), "exited", "-", 0, "-", "gone")},
+			with(cut, func(c *CutAt) {
+				c.End, c.EndText = ms(3297), "sd 0:0:0:0: [sda] Synchronizing SCSI cache"
+				c.T1 = ms(3313)
+			}), false, `the window's end ("sd 0:0:0:0: [sda] Synchronizing SCSI cache") was logged 3ms before the cut`},
+		{"end line between the cut and the removal line proves nothing", scsi, []Sample{sample(ms(3290), "running", "del_gendisk", 52, "-", "present"), sample(ms(3350), "exited", "-", 0, "-", "gone")},
+			with(cut, func(c *CutAt) { c.End = ms(3302); c.T1 = ms(3313) }), false, "it may have left before the cut"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := JudgeWindow(tc.w, tc.samples, tc.at)
+			if e.Hit != tc.hit || !strings.Contains(e.Reason, tc.reason) {
+				t.Fatalf("hit=%v reason=%q, want hit=%v reason containing %q", e.Hit, e.Reason, tc.hit, tc.reason)
 			}
 		})
 	}
@@ -64,6 +121,8 @@ func TestWindowValidate(t *testing.T) {
 		{TriggerIn: []string{"del_gendisk"}},                             // needs trigger running
 		{Trigger: WindowRunning, TriggerIn: []string{"rm -rf; x"}},       // not a function name
 		{Trigger: WindowRunning, TriggerIn: []string{"del_gendisk+0x1"}}, // a frame, not a name
+		{EndLine: "Synchronizing SCSI cache"},                            // needs a trigger to follow
+		{Trigger: WindowRunning, EndLine: "sd (\\S+"},                    // not a regexp
 	} {
 		if err := w.validate(); err == nil {
 			t.Errorf("accepted %+v", w)

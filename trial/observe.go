@@ -132,15 +132,16 @@ func (r *runner) window(ctx context.Context) *scenario.WindowEvidence {
 	if r.m == nil || r.cutStopped.IsZero() {
 		return nil
 	}
-	g := scenario.ReadGuestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
-	if g.Cut == nil {
-		return &scenario.WindowEvidence{Want: r.t.Scenario.WindowWant(), Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
+	want, console := r.t.Scenario.WindowWant(), r.m.Console.Lines(0)
+	at, ok := scenario.CutFacts(scenario.ReadGuestTimes(console, r.t.Scenario.Removal, r.cutStopped), want, console)
+	if !ok {
+		return &scenario.WindowEvidence{Want: want, Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
 	}
 	lines, err := r.readSamples(ctx)
 	if err != nil {
-		return &scenario.WindowEvidence{Want: r.t.Scenario.WindowWant(), Reason: "the sampler's lines could not be read: " + err.Error()}
+		return &scenario.WindowEvidence{Want: want, Reason: "the sampler's lines could not be read: " + err.Error()}
 	}
-	return scenario.JudgeWindow(r.t.Scenario.WindowWant(), scenario.ParseSamples(lines), time.Duration(*g.Cut))
+	return scenario.JudgeWindow(want, scenario.ParseSamples(lines), at)
 }
 
 // hang records a HANG: which task, where, its stack and the guest-side
