@@ -282,7 +282,7 @@ func TestDecideReplaysRecordedTrials(t *testing.T) {
 			t.Fatalf("no decision after all %d probes; the trial decided %s", len(ps), v.Outcome)
 		})
 	}
-	for _, o := range []Outcome{Hang, Pass, Missed} {
+	for _, o := range []Outcome{Hang, Pass, Missed, Recovered} {
 		if seen[o] == 0 {
 			t.Errorf("no recorded %s trial replayed (have %v)", o, seen)
 		}
