@@ -349,8 +349,11 @@ func (e *WindowEvidence) stillInside(ss []Sample, at CutAt, before *Sample) (boo
 		}
 		why := fmt.Sprintf("the trigger was under %s %s before the cut (#%d) but had left it %s after (#%d: trigger %s, wchan %s)",
 			before.In, (at.Cut - time.Duration(before.GuestTime)).Round(time.Millisecond), before.Seq, after, s.Seq, s.Trigger, s.WChan)
-		if at.End > 0 {
+		switch {
+		case at.End > 0 && at.End <= at.Cut:
 			why += fmt.Sprintf(", and the window's end (%q) was logged %s before the cut", at.EndText, (at.Cut - at.End).Round(time.Millisecond))
+		case at.End > 0:
+			why += fmt.Sprintf(", and the window's end (%q) was logged before the guest saw the removal", at.EndText)
 		}
 		return false, why + ": it may have left before the cut"
 	}

@@ -104,7 +104,10 @@ func TestJudgeWindowAfterTheCut(t *testing.T) {
 				c.T1 = ms(3313)
 			}), false, `the window's end ("sd 0:0:0:0: [sda] Synchronizing SCSI cache") was logged 3ms before the cut`},
 		{"end line between the cut and the removal line proves nothing", scsi, []Sample{sample(ms(3290), "running", "del_gendisk", 52, "-", "present"), sample(ms(3350), "exited", "-", 0, "-", "gone")},
-			with(cut, func(c *CutAt) { c.End = ms(3302); c.T1 = ms(3313) }), false, "it may have left before the cut"},
+			with(cut, func(c *CutAt) {
+				c.End, c.EndText = ms(3302), "sd 0:0:0:0: [sda] Synchronizing SCSI cache"
+				c.T1 = ms(3313)
+			}), false, "logged before the guest saw the removal: it may have left before the cut"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := JudgeWindow(tc.w, tc.samples, tc.at)
