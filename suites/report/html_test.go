@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/yank-dev/yank/scenario"
 )
 
 // writeReport renders the fixture matrix to dir/report.html.
@@ -162,4 +164,29 @@ func countHeat(img image.Image) (red, green, stripes int) {
 		}
 	}
 	return red, green, stripes
+}
+
+// TestHeatRecovered: a cell where nothing hung but trials RECOVERED is
+// not the clean green of a PASS: its hue moves to blue with their share;
+// a hang still colours by the hang rate.
+func TestHeatRecovered(t *testing.T) {
+	cell := func(hangs, tested int, outcomes map[scenario.Outcome]int) *Cell {
+		c := &Cell{Outcomes: outcomes}
+		c.Hangs, c.Tested = hangs, tested
+		return c
+	}
+	for _, tc := range []struct {
+		c    *Cell
+		want string
+	}{
+		{cell(0, 3, map[scenario.Outcome]int{scenario.Pass: 3}), "hsl(120, "},
+		{cell(0, 3, map[scenario.Outcome]int{scenario.Recovered: 3}), "hsl(210, "},
+		{cell(0, 3, map[scenario.Outcome]int{scenario.Pass: 2, scenario.Recovered: 1}), "hsl(150, "},
+		{cell(3, 3, map[scenario.Outcome]int{scenario.Hang: 3}), "hsl(0, "},
+		{cell(1, 2, map[scenario.Outcome]int{scenario.Hang: 1, scenario.Recovered: 1}), "hsl(60, "},
+	} {
+		if got := string(heat(tc.c)); !strings.Contains(got, tc.want) {
+			t.Errorf("%d/%d %v: %s, want %s", tc.c.Hangs, tc.c.Tested, tc.c.Outcomes, got, tc.want)
+		}
+	}
 }
