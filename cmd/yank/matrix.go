@@ -129,7 +129,7 @@ func finishMatrix(stdout io.Writer, rows []engine.Row, dir, files string) error 
 		n[r.Verdict.Outcome]++
 	}
 	if n[scenario.Missed] > 0 {
-		fmt.Fprintf(stdout, "%d trial(s) MISSED the scenario's window and tested nothing: see the window reason in their verdict.json\n", n[scenario.Missed])
+		fmt.Fprintf(stdout, "%d trial(s) MISSED: the cut was not shown inside the scenario's window, so they tested nothing that can be shown (the window's reason is in their verdict.json)\n", n[scenario.Missed])
 	}
 	if n[scenario.InfraError] > 0 {
 		return fmt.Errorf("%d trial(s) could not be judged (INFRA-ERROR); see their artifacts", n[scenario.InfraError])
