@@ -346,12 +346,8 @@ func trackStall(s *Stall, at time.Time, st *GuestState, watch map[int]*Watch, la
 
 // recovered decides RECOVERED once the guest settled after a stall.
 func (d Decision) recovered(console []journal.Entry[string], dev *Device, s *Stall) Decision {
-	var lines []string
-	for _, l := range console {
-		lines = append(lines, l.Item)
-	}
 	r := *s
-	r.RecoveryLine = dev.RecoveryLine(lines)
+	r.RecoveryLine = dev.RecoveryLine(console)
 	d.Outcome, d.Stall = Recovered, &r
 	d.Reason = fmt.Sprintf("%s (pid %d) stalled in D state under %s with no I/O completing for %s, then every task left D state and the device was removed",
 		r.Task.Comm, r.Task.PID, r.Task.WChan, time.Duration(r.Host).Round(100*time.Millisecond))

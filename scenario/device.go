@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"github.com/yank-dev/yank/journal"
 	"regexp"
 	"slices"
 	"sort"
@@ -194,20 +195,9 @@ func devicesWithTimeout() []string {
 
 // RecoveryLine is the first console line (after the trigger's T0) that
 // shows the driver recovering, or "".
-func (d *Device) RecoveryLine(lines []string) string {
-	t0 := false
-	for _, l := range lines {
-		_, text, ok := printkStamp(l)
-		if !ok {
-			continue
-		}
-		if !t0 {
-			t0 = strings.Contains(text, TriggerMarker+" ")
-			continue
-		}
-		if slices.ContainsFunc(d.recovery, func(re *regexp.Regexp) bool { return re.MatchString(text) }) {
-			return text
-		}
-	}
-	return ""
+func (d *Device) RecoveryLine(console []journal.Entry[string]) string {
+	_, text, _ := firstAfterT0(console, func(text string) bool {
+		return slices.ContainsFunc(d.recovery, func(re *regexp.Regexp) bool { return re.MatchString(text) })
+	})
+	return text
 }

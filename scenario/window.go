@@ -206,6 +206,13 @@ func CutFacts(g GuestTimes, w Window, console []journal.Entry[string]) (CutAt, b
 		return c, true
 	}
 	end := regexp.MustCompile(w.EndLine) // validated with the scenario
+	c.End, c.EndText, _ = firstAfterT0(console, end.MatchString)
+	return c, true
+}
+
+// firstAfterT0 is the first printk-stamped console line after the
+// trigger's YANK-T0 marker whose text match accepts, with its stamp.
+func firstAfterT0(console []journal.Entry[string], match func(text string) bool) (time.Duration, string, bool) {
 	t0 := false
 	for _, l := range console {
 		stamp, text, ok := printkStamp(l.Item)
@@ -213,12 +220,11 @@ func CutFacts(g GuestTimes, w Window, console []journal.Entry[string]) (CutAt, b
 		case !ok:
 		case !t0:
 			t0 = strings.Contains(text, TriggerMarker+" ")
-		case end.MatchString(text):
-			c.End, c.EndText = stamp, text
-			return c, true
+		case match(text):
+			return stamp, text, true
 		}
 	}
-	return c, true
+	return 0, "", false
 }
 
 func (e *WindowEvidence) String() string {
