@@ -90,14 +90,26 @@ func Plan(m scenario.Matrix, guests []Guest, params scenario.Params) ([]Trial, e
 		return nil, err
 	}
 	var out []Trial
+	checked := map[[2]string]bool{}
 	for _, p := range planned {
-		out = append(out, Trial{Planned: p, Guest: byName[p.Kernel], Params: params})
+		g := byName[p.Kernel]
+		// An anchor must resolve in every kernel before any trial runs.
+		if k := [2]string{g.Kernel, p.Anchor}; p.Anchor != "" && !checked[k] {
+			checked[k] = true
+			if _, _, _, err := trial.ResolveAnchor(p.Anchor, g.Kernel); err != nil {
+				return nil, fmt.Errorf("scenario %s on kernel %s: %w", p.Scenario.Name, g.Name, err)
+			}
+		}
+		out = append(out, Trial{Planned: p, Guest: g, Params: params})
 	}
 	return out, nil
 }
 
 // Name is the trial's name in logs: kernel, scenario, offset and repeat.
 func (t Trial) Name() string {
+	if t.Anchor != "" {
+		return fmt.Sprintf("%s %s %s+%s r%d", t.Kernel, t.Scenario.Name, t.Anchor, t.Offset, t.Repeat)
+	}
 	return fmt.Sprintf("%s %s +%s r%d", t.Kernel, t.Scenario.Name, t.Offset, t.Repeat)
 }
 
@@ -106,7 +118,7 @@ func (t Trial) Name() string {
 // fails only on bad input; everything after the start is in the verdict.
 func RunOne(ctx context.Context, backend machine.Backend, t Trial, root string, progress io.Writer) (scenario.Verdict, error) {
 	p := t.Params
-	p.Offset = t.Offset
+	p.Offset, p.Anchor = t.Offset, t.Anchor
 	dir := ""
 	if root != "" {
 		dir = t.Dir(root)

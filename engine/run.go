@@ -20,11 +20,14 @@ import (
 
 // Row is a trial's result with the host it ran on.
 type Row struct {
-	Host    string            `json:"host"`
-	Kernel  string            `json:"kernel"`
-	Offset  scenario.Duration `json:"offset"` // nominal (the verdict has the requested and achieved ones)
-	Rep     int               `json:"rep"`
-	Verdict scenario.Verdict  `json:"verdict"`
+	Host   string            `json:"host"`
+	Kernel string            `json:"kernel"`
+	Offset scenario.Duration `json:"offset"` // nominal (the verdict has the requested and achieved ones)
+	// Anchor is the anchored cut's event ("" timed): Offset is then the
+	// delay after its hit.
+	Anchor  string           `json:"anchor,omitempty"`
+	Rep     int              `json:"rep"`
+	Verdict scenario.Verdict `json:"verdict"`
 }
 
 // Cell is one kernel x scenario x offset with the rate of its
@@ -33,6 +36,7 @@ type Cell struct {
 	Kernel   string            `json:"kernel"`
 	Scenario string            `json:"scenario"`
 	Offset   scenario.Duration `json:"offset"`
+	Anchor   string            `json:"anchor,omitempty"`
 	Trials   int               `json:"trials"`
 	Rate     scenario.Rate     `json:"rate"`
 }
@@ -41,13 +45,13 @@ type Cell struct {
 // order they first appear.
 func Cells(rows []Row) []Cell {
 	type key struct {
-		k, s string
-		o    time.Duration
+		k, s, a string
+		o       time.Duration
 	}
 	var order []key
 	outcomes := map[key][]scenario.Outcome{}
 	for _, r := range rows {
-		k := key{r.Kernel, r.Verdict.Scenario, time.Duration(r.Offset)}
+		k := key{r.Kernel, r.Verdict.Scenario, r.Anchor, time.Duration(r.Offset)}
 		if _, ok := outcomes[k]; !ok {
 			order = append(order, k)
 		}
@@ -55,7 +59,7 @@ func Cells(rows []Row) []Cell {
 	}
 	var cells []Cell
 	for _, k := range order {
-		cells = append(cells, Cell{Kernel: k.k, Scenario: k.s, Offset: scenario.Duration(k.o),
+		cells = append(cells, Cell{Kernel: k.k, Scenario: k.s, Offset: scenario.Duration(k.o), Anchor: k.a,
 			Trials: len(outcomes[k]), Rate: scenario.RateOf(outcomes[k])})
 	}
 	return cells
@@ -134,7 +138,7 @@ feed:
 // runPooled runs one trial of a matrix on a backend from the pool; a
 // trial that gets no backend is an INFRA-ERROR row.
 func runPooled(ctx context.Context, cfg Config, t Trial, name string, logf func(string, ...any)) (Row, error) {
-	row := Row{Kernel: t.Kernel, Offset: scenario.Duration(t.Nominal), Rep: t.Repeat}
+	row := Row{Kernel: t.Kernel, Offset: scenario.Duration(t.Nominal), Anchor: t.Anchor, Rep: t.Repeat}
 	infra := func(reason string) scenario.Verdict {
 		return scenario.Verdict{Outcome: scenario.InfraError, Reason: reason, Scenario: t.Scenario.Name, Kernel: t.Kernel,
 			Params: t.Params, RequestedOffset: scenario.Duration(t.Offset), Started: time.Now()}
@@ -188,7 +192,7 @@ func WriteTable(w io.Writer, rows []Row) {
 		if host == "" {
 			host = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, v.Scenario, time.Duration(r.Offset), host,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kernel, v.Scenario, scenario.CutLabel(r.Anchor, time.Duration(r.Offset)), host,
 			time.Duration(v.AchievedOffset).Round(time.Millisecond), v.Outcome, windowColumn(v),
 			time.Duration(v.DetectionLatency).Round(10*time.Millisecond), v.Summary())
 		if perHost[host] == nil {
@@ -207,8 +211,8 @@ func WriteTable(w io.Writer, rows []Row) {
 		if r.Tested > 0 {
 			rate = fmt.Sprintf("%.0f %% (%.0f-%.0f %%)", 100*r.Value(), 100*r.Lo, 100*r.Hi)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.Kernel, c.Scenario, c.Offset, c.Trials,
-			r.Hangs, r.Recovered, r.Tested-r.Hangs-r.Recovered-r.Crash, r.Missed, r.Crash+r.Infra, rate)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", c.Kernel, c.Scenario, scenario.CutLabel(c.Anchor, time.Duration(c.Offset)), c.Trials,
+			r.Hangs, r.Recovered, r.Tested-r.Hangs-r.Recovered-r.Crash, r.Missed, r.Crash+r.Infra+r.Unreached, rate)
 	}
 	tw.Flush()
 

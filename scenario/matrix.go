@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"github.com/yank-dev/yank/anchor"
+
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -14,8 +16,13 @@ import (
 type Matrix struct {
 	Kernels   []string // kernel names, as reports show them
 	Scenarios []Scenario
-	Offsets   []time.Duration // empty: each scenario's own sweep
-	Repeats   int             // trials per kernel x scenario x offset, at least 1
+	Offsets   []time.Duration // empty: each scenario's own sweep (delays after the anchor for anchored cuts)
+	// CutAt is -cut-at: "" cuts where each scenario says (its cut_at
+	// anchor if it names one, else timed), CutTimed ("offset") cuts every
+	// scenario at its offsets after T0, anything else is an anchor
+	// (anchor.Parse) for every scenario.
+	CutAt   string
+	Repeats int // trials per kernel x scenario x offset, at least 1
 	// Jitter moves each trial's offset by a random amount in [-Jitter,
 	// +Jitter] drawn from Seed, so repeats probe around the nominal offset.
 	Jitter time.Duration
@@ -28,7 +35,10 @@ type Planned struct {
 	Scenario Scenario
 	Nominal  time.Duration // the offset the table column and expectations use
 	Offset   time.Duration // the offset requested (Nominal + jitter)
-	Repeat   int           // 1-based
+	// Anchor is the anchored cut's event ("" timed): Nominal and Offset
+	// are then the delay after its hit.
+	Anchor string
+	Repeat int // 1-based
 }
 
 // Expand lists the matrix's trials, kernel by kernel, scenario by
@@ -45,8 +55,17 @@ func (m Matrix) Expand() ([]Planned, error) {
 	if len(m.Scenarios) == 0 {
 		return nil, fmt.Errorf("no scenarios given (known: %s)", strings.Join(Names(), ", "))
 	}
+	if m.CutAt != "" && m.CutAt != CutTimed {
+		if _, err := anchor.Parse(m.CutAt); err != nil {
+			return nil, fmt.Errorf("cut-at: %w (or %q for timed cuts)", err, CutTimed)
+		}
+	}
 	for _, o := range m.Offsets {
-		if err := checkOffset(o); err != nil {
+		if m.CutAt != "" && m.CutAt != CutTimed {
+			if o < 0 || o > MaxAnchorDelay {
+				return nil, fmt.Errorf("delay %s after anchor %s: want 0s to %s", o, m.CutAt, MaxAnchorDelay)
+			}
+		} else if err := checkOffset(o); err != nil {
 			return nil, err
 		}
 	}
@@ -56,15 +75,22 @@ func (m Matrix) Expand() ([]Planned, error) {
 	var out []Planned
 	for _, k := range m.Kernels {
 		for _, sc := range m.Scenarios {
+			at := m.anchorFor(sc)
 			offsets := m.Offsets
+			if len(offsets) == 0 && at != "" {
+				offsets = sc.Delays()
+			}
 			if len(offsets) == 0 {
 				for _, d := range sc.Offsets {
 					offsets = append(offsets, time.Duration(d))
 				}
 			}
 			for _, off := range offsets {
+				if at != "" && off > MaxAnchorDelay {
+					return nil, fmt.Errorf("scenario %s: delay %s after anchor %s: want 0s to %s (-offsets are delays after the anchor; -cut-at %s cuts at offsets after T0)", sc.Name, off, at, MaxAnchorDelay, CutTimed)
+				}
 				for r := 1; r <= m.Repeats; r++ {
-					out = append(out, Planned{Kernel: k, Scenario: sc, Nominal: off, Offset: off, Repeat: r})
+					out = append(out, Planned{Kernel: k, Scenario: sc, Nominal: off, Offset: off, Repeat: r, Anchor: at})
 				}
 			}
 		}
@@ -79,10 +105,34 @@ func (m Matrix) Expand() ([]Planned, error) {
 	return out, nil
 }
 
+// anchorFor is the anchor sc's trials cut at ("" for timed cuts).
+func (m Matrix) anchorFor(sc Scenario) string {
+	switch m.CutAt {
+	case "":
+		return sc.CutAt
+	case CutTimed:
+		return ""
+	}
+	return m.CutAt
+}
+
 // Dir is the trial's evidence dir under root:
-// <kernel>/<scenario>/<nominal offset>-r<repeat>.
+// <kernel>/<scenario>/<cut>-r<repeat>, the cut as CutLabel writes it.
 func (p Planned) Dir(root string) string {
-	return filepath.Join(root, SafeName(p.Kernel), p.Scenario.Name, fmt.Sprintf("%s-r%d", p.Nominal, p.Repeat))
+	return filepath.Join(root, SafeName(p.Kernel), p.Scenario.Name, fmt.Sprintf("%s-r%d", SafeName(p.Cut()), p.Repeat))
+}
+
+// Cut is the planned cut as tables show it (CutLabel).
+func (p Planned) Cut() string { return CutLabel(p.Anchor, p.Nominal) }
+
+// CutLabel names a cut: "1s" (timed: after T0) or "del_gendisk+0s"
+// (anchored: the delay after the anchor's hit; a symbol offset is hex,
+// "blk_execute_rq+0x10+5ms").
+func CutLabel(anchor string, d time.Duration) string {
+	if anchor == "" {
+		return d.String()
+	}
+	return anchor + "+" + d.String()
 }
 
 // SafeName turns a name (a kernel may be named by a path) into one path

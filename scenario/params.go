@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"github.com/yank-dev/yank/anchor"
+
 	"cmp"
 	"errors"
 	"fmt"
@@ -12,7 +14,16 @@ import (
 // behind a 2 MiB/s write throttle, 48 MiB of dirty pages held back from
 // background writeback, and a 1 s hung-task timeout.
 type Params struct {
-	Offset time.Duration // removal time after the trigger starts in the guest
+	// Offset is the removal time after the trigger starts in the guest,
+	// or, with Anchor, the delay after the anchor's hit.
+	Offset time.Duration
+	// Anchor, when set, is an anchored cut (anchor.Parse): a breakpoint
+	// at this kernel function, armed before the trigger; the removal
+	// fires Offset after its hit ("" cuts at Offset after T0).
+	Anchor string
+	// AnchorBudget: how long after T0 the anchor may take to be hit
+	// before the trial is UNREACHED (default 20 s).
+	AnchorBudget time.Duration
 
 	CPUs        int   // guest vCPUs (default 2: the writer must run beside pciehp for surprise-io to race)
 	QueueSize   int   // virtqueue size (default 4)
@@ -76,7 +87,7 @@ func (p Params) WithDefaults() Params {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&p.StallWindow, time.Second}, {&p.Settle, 500 * time.Millisecond}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 150 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}, {&p.RecoveredAfter, 3 * time.Second}} {
+	}{{&p.StallWindow, time.Second}, {&p.Settle, 500 * time.Millisecond}, {&p.Budget, 90 * time.Second}, {&p.ProbeInterval, 150 * time.Millisecond}, {&p.RemovalProof, 5 * time.Second}, {&p.RecoveredAfter, 3 * time.Second}, {&p.AnchorBudget, 20 * time.Second}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -87,8 +98,18 @@ func (p Params) WithDefaults() Params {
 // Validate names the first bad knob and what to do about it.
 func (p Params) Validate() error {
 	var errs []error
-	if err := checkOffset(p.Offset); err != nil {
+	if p.Anchor != "" {
+		if _, err := anchor.Parse(p.Anchor); err != nil {
+			errs = append(errs, err)
+		}
+		if p.Offset < 0 || p.Offset > MaxAnchorDelay {
+			errs = append(errs, fmt.Errorf("delay %s after anchor %s: want 0s to %s", p.Offset, p.Anchor, MaxAnchorDelay))
+		}
+	} else if err := checkOffset(p.Offset); err != nil {
 		errs = append(errs, err)
+	}
+	if p.AnchorBudget < 0 || p.AnchorBudget > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("anchor budget %s: want 0 (the default, 20s) up to 10m", p.AnchorBudget))
 	}
 	if p.QueueSize < 0 || p.QueueSize&(p.QueueSize-1) != 0 || p.QueueSize > 1024 {
 		errs = append(errs, fmt.Errorf("queue size %d: want a power of two up to 1024", p.QueueSize))

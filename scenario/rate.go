@@ -14,8 +14,10 @@ type Rate struct {
 	Hangs  int `json:"hangs"`
 	Tested int `json:"tested"` // PASS + HANG + RECOVERED + CRASH
 	// Recovered: tested trials that stalled, then recovered.
-	Recovered int     `json:"recovered"`
-	Missed    int     `json:"missed"`
+	Recovered int `json:"recovered"`
+	Missed    int `json:"missed"`
+	// Unreached: anchored trials whose anchor never came (no cut).
+	Unreached int     `json:"unreached,omitempty"`
 	Infra     int     `json:"infra_errors"`
 	Crash     int     `json:"crashes"`
 	Lo        float64 `json:"lo"` // 95 % Wilson interval of Hangs/Tested
@@ -40,6 +42,8 @@ func RateOf(outcomes []Outcome) Rate {
 			r.Tested++
 		case Missed:
 			r.Missed++
+		case Unreached:
+			r.Unreached++
 		default:
 			r.Infra++
 		}
@@ -63,6 +67,9 @@ func (r Rate) String() string {
 		if r.Missed > 0 {
 			s += fmt.Sprintf(", %d missed", r.Missed)
 		}
+		if r.Unreached > 0 {
+			s += fmt.Sprintf(", %d unreached", r.Unreached)
+		}
 		return s
 	}
 	s := fmt.Sprintf("%d/%d hung (%.0f %%, 95 %% CI %.0f-%.0f %%)", r.Hangs, r.Tested, 100*r.Value(), 100*r.Lo, 100*r.Hi)
@@ -71,6 +78,9 @@ func (r Rate) String() string {
 	}
 	if r.Missed > 0 {
 		s += fmt.Sprintf(", %d missed", r.Missed)
+	}
+	if r.Unreached > 0 {
+		s += fmt.Sprintf(", %d unreached", r.Unreached)
 	}
 	return s
 }

@@ -1,6 +1,8 @@
 package scenario
 
 import (
+	"github.com/yank-dev/yank/anchor"
+
 	"bytes"
 	"cmp"
 	_ "embed"
@@ -65,7 +67,15 @@ type Scenario struct {
 	// trigger, unless LoadBackground: then it keeps running.
 	LoadArgv       Argv       `json:"load_argv,omitempty"`
 	LoadBackground bool       `json:"load_background,omitempty"`
-	Offsets        []Duration `json:"offsets"` // the default sweep
+	Offsets        []Duration `json:"offsets"` // the default sweep of timed cuts (after T0)
+	// CutAt anchors the cut to a guest event (anchor.Parse): a kernel
+	// function that opens the window, where the removal fires
+	// CutDelays after its hit. Commands use it unless told -cut-at
+	// offset; without it the cut is timed (Offsets).
+	CutAt string `json:"cut_at,omitempty"`
+	// CutDelays is the default sweep of delays after CutAt's hit
+	// (default ["0s"]: the cut made while the guest is stopped there).
+	CutDelays []Duration `json:"cut_delays,omitempty"`
 	// Window is what must hold at the cut for the trial to test
 	// something; a PASS outside it is MISSED.
 	Window Window `json:"window"`
@@ -210,6 +220,7 @@ func decodeScenario(raw map[string]json.RawMessage) (Scenario, error) {
 		"trigger": &s.Trigger, "trigger_argv": &s.TriggerArgv, "removal": &s.Removal,
 		"io": &s.IO, "load_argv": &s.LoadArgv, "load_background": &s.LoadBackground,
 		"offsets": &s.Offsets, "window": &s.Window, "hang_after": &s.HangAfter,
+		"cut_at": &s.CutAt, "cut_delays": &s.CutDelays,
 	}
 	if v, ok := raw["name"]; ok {
 		if err := json.Unmarshal(v, &s.Name); err != nil {
@@ -296,6 +307,18 @@ func (s Scenario) Validate() error {
 			return s.fieldErr("offsets", "[%d]: %v", i, err)
 		}
 	}
+	if s.CutAt != "" {
+		if _, err := anchor.Parse(s.CutAt); err != nil {
+			return s.fieldErr("cut_at", "%v", err)
+		}
+	} else if len(s.CutDelays) > 0 {
+		return s.fieldErr("cut_delays", "given without cut_at: delays are after an anchor's hit; name the function in cut_at, or use offsets")
+	}
+	for i, d := range s.CutDelays {
+		if d < 0 || time.Duration(d) > MaxAnchorDelay {
+			return s.fieldErr("cut_delays", "[%d]: %s: want 0s to %s after the anchor's hit", i, d, MaxAnchorDelay)
+		}
+	}
 	if s.HangAfter != 0 && (time.Duration(s.HangAfter) < minHangAfter || time.Duration(s.HangAfter) > 10*time.Minute) {
 		return s.fieldErr("hang_after", "%s: want %s to 10m, or leave it out for the device's horizon (it only ever lengthens that)", s.HangAfter, minHangAfter)
 	}
@@ -339,6 +362,14 @@ const minHangAfter = 3 * time.Second
 // MaxOffset bounds removal offsets: past it the trigger has long finished
 // (or hung on its own), so the trial would measure nothing.
 const MaxOffset = 60 * time.Second
+
+// MaxAnchorDelay bounds the delay after an anchor's hit: an anchored cut
+// exists to land near its event.
+const MaxAnchorDelay = 10 * time.Second
+
+// CutTimed is -cut-at's word for timed cuts (Offsets after T0), where a
+// scenario names an anchor.
+const CutTimed = "offset"
 
 func checkOffset(d time.Duration) error {
 	if d < 0 || d > MaxOffset {
@@ -442,4 +473,16 @@ func DefaultNames() []string {
 		n = append(n, s.Name)
 	}
 	return n
+}
+
+// Delays is the scenario's default sweep of delays after its anchor.
+func (s Scenario) Delays() []time.Duration {
+	if len(s.CutDelays) == 0 {
+		return []time.Duration{0}
+	}
+	var out []time.Duration
+	for _, d := range s.CutDelays {
+		out = append(out, time.Duration(d))
+	}
+	return out
 }

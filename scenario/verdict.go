@@ -27,8 +27,13 @@ const (
 	Recovered Outcome = "RECOVERED"
 )
 
+// Unreached: the cut was anchored to a guest event (Params.Anchor) that
+// did not come within the anchor budget, so no cut was made and nothing
+// was tested: not MISSED (that is a cut outside the window), never PASS.
+const Unreached Outcome = "UNREACHED"
+
 // Outcomes lists every outcome, in the order reports show them.
-var Outcomes = []Outcome{Hang, Recovered, Pass, Missed, Crash, InfraError}
+var Outcomes = []Outcome{Hang, Recovered, Pass, Missed, Unreached, Crash, InfraError}
 
 // Tested reports whether the outcome says something about the kernel:
 // MISSED and INFRA-ERROR do not.
@@ -59,6 +64,8 @@ type Verdict struct {
 	Crash          *ConsoleHit  `json:"crash,omitempty"`
 	Warnings       []ConsoleHit `json:"warnings,omitempty"`
 
+	// Anchor is an anchored cut's breakpoint and its hit (nil: timed).
+	Anchor *AnchorHit `json:"anchor,omitempty"`
 	// Window is the guest's state at the cut, from the sampler, and
 	// whether it was inside the scenario's window.
 	Window *WindowEvidence `json:"window,omitempty"`
@@ -121,6 +128,33 @@ func (s *Start) String() string {
 		return fmt.Sprintf("cold boot (ready after %s), no snapshot: %s", time.Duration(s.Took).Round(time.Millisecond), s.Fallback)
 	}
 	return fmt.Sprintf("cold boot (ready after %s)", time.Duration(s.Took).Round(time.Millisecond))
+}
+
+// AnchorHit records an anchored cut: where the breakpoint was, which hit
+// cut, and when (host times; HitGuest on the guest clock through T0).
+type AnchorHit struct {
+	Spec       string `json:"spec"`       // as given: "del_gendisk", "blk_execute_rq@2"
+	Symbol     string `json:"symbol"`     // the function
+	Address    string `json:"address"`    // the breakpoint's kernel virtual address (nokaslr)
+	Symbols    string `json:"symbols"`    // the System.map or vmlinux it was read from
+	Breakpoint string `json:"breakpoint"` // "software" (TCG) or "hardware" (KVM)
+	Hit        int    `json:"hit"`        // the hit that cut (@N)
+	Hits       int    `json:"hits"`       // hits seen (fewer than Hit: UNREACHED)
+	// Delay is the cut's delay after the hit (0: cut while the guest
+	// stood at the anchor).
+	Delay Duration  `json:"delay"`
+	Armed time.Time `json:"armed"` // breakpoint in place, before the trigger started
+	// HitHost is when the hit's stop reached yank; SinceT0 is that minus
+	// T0's arrival (the hit's offset as a timed cut would have named it).
+	HitHost time.Time `json:"hit_host,omitempty"`
+	SinceT0 Duration  `json:"since_t0,omitempty"`
+	// HitGuest is the hit on the guest clock (through T0, as the cut).
+	HitGuest *Duration `json:"hit_guest,omitempty"`
+	Thread   string    `json:"thread,omitempty"` // the vCPU that hit, as the stub names it
+	// Resumed is when the guest ran again; Paused = Resumed - HitHost
+	// (with no delay: the stop, the cut and the resume).
+	Resumed time.Time `json:"resumed,omitempty"`
+	Paused  Duration  `json:"paused,omitempty"`
 }
 
 // GuestTimes are console printk stamps (guest clock since boot) of the
@@ -218,8 +252,8 @@ func (p Params) MarshalJSON() ([]byte, error) {
 	type plain Params
 	return json.Marshal(struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout, RecoveredAfter string
-	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String(), p.IOTimeout.String(), p.RecoveredAfter.String()})
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout, RecoveredAfter, AnchorBudget string
+	}{plain(p), p.Offset.String(), p.StallWindow.String(), p.Settle.String(), p.Budget.String(), p.ProbeInterval.String(), p.RemovalProof.String(), p.IOTimeout.String(), p.RecoveredAfter.String(), p.AnchorBudget.String()})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes, so verdict.json decodes
@@ -228,7 +262,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	type plain Params
 	var aux struct {
 		plain
-		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout, RecoveredAfter string
+		Offset, StallWindow, Settle, Budget, ProbeInterval, RemovalProof, IOTimeout, RecoveredAfter, AnchorBudget string
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -237,7 +271,7 @@ func (p *Params) UnmarshalJSON(b []byte) error {
 	for _, f := range []struct {
 		s string
 		d *time.Duration
-	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}, {aux.IOTimeout, &p.IOTimeout}, {aux.RecoveredAfter, &p.RecoveredAfter}} {
+	}{{aux.Offset, &p.Offset}, {aux.StallWindow, &p.StallWindow}, {aux.Settle, &p.Settle}, {aux.Budget, &p.Budget}, {aux.ProbeInterval, &p.ProbeInterval}, {aux.RemovalProof, &p.RemovalProof}, {aux.IOTimeout, &p.IOTimeout}, {aux.RecoveredAfter, &p.RecoveredAfter}, {aux.AnchorBudget, &p.AnchorBudget}} {
 		if f.s == "" {
 			continue
 		}

@@ -186,7 +186,25 @@ type CutAt struct {
 	// 0 if it was not.
 	End     time.Duration
 	EndText string
+	// T0 is the trigger's YANK-T0 stamp.
+	T0 time.Duration
+	// Anchor is an anchored cut's hit (nil: a timed cut).
+	Anchor *AnchorFact
 }
+
+// AnchorFact is an anchored cut's breakpoint stop as the window sees it:
+// a look at the guest that caught a vCPU entering Symbol (at its address)
+// at Hit on the guest clock. With Delay 0 the cut was made while every
+// vCPU stood there.
+type AnchorFact struct {
+	Symbol string
+	Hit    time.Duration
+	Delay  time.Duration
+}
+
+// AnchorT0Slack is how far before T0 a hit may map and still count as
+// after it: both go through T0's serial latency (a few ms).
+const AnchorT0Slack = 20 * time.Millisecond
 
 // CutFacts reads a CutAt off the guest times and the console (printk-
 // stamped lines); ok is false when the cut cannot be placed (no T0).
@@ -201,6 +219,9 @@ func CutFacts(g GuestTimes, w Window, console []journal.Entry[string]) (CutAt, b
 	}
 	if g.T1 != nil {
 		c.T1 = time.Duration(*g.T1)
+	}
+	if g.T0 != nil {
+		c.T0 = time.Duration(*g.T0)
 	}
 	if w.EndLine == "" {
 		return c, true
@@ -287,6 +308,9 @@ func JudgeWindow(w Window, samples []Sample, at CutAt) *WindowEvidence {
 			break
 		}
 	}
+	if an := at.Anchor; an != nil && slices.Contains(w.TriggerIn, an.Symbol) {
+		return e.judgeAnchored(ss, at, b)
+	}
 	if time.Duration(e.Gap) > MaxSampleGap {
 		e.Reason = fmt.Sprintf("the last guest sample was %s before the cut (more than %s): the state at the cut is unknown",
 			time.Duration(e.Gap).Round(time.Millisecond), MaxSampleGap)
@@ -329,6 +353,52 @@ func JudgeWindow(w Window, samples []Sample, at CutAt) *WindowEvidence {
 			return e
 		}
 		e.Hit, e.Reason = e.stillInside(ss, at, stackAt)
+	}
+	return e
+}
+
+// judgeAnchored judges a cut anchored at one of the window's functions.
+// The breakpoint's stop stands in for the look at the trigger's stack:
+// a vCPU was entering the function at the hit. With no delay the cut was
+// made during that stop, so the trigger was there at the cut; with a
+// delay it must be shown still inside after the cut (stillInside), as a
+// timed cut must. The rest is judged as for a timed cut: the trigger
+// started (T0) and had not returned before the guest saw the removal
+// (T1), and the last look before the cut shows the I/O and device the
+// window needs.
+func (e *WindowEvidence) judgeAnchored(ss []Sample, at CutAt, b *Sample) *WindowEvidence {
+	w, an := e.Want, at.Anchor
+	delay := "cut while the guest stood there"
+	if an.Delay > 0 {
+		delay = fmt.Sprintf("cut %s later", an.Delay)
+	}
+	hit := fmt.Sprintf("anchored: a vCPU hit %s %s after T0, %s", an.Symbol, (an.Hit - at.T0).Round(time.Millisecond), delay)
+	if an.Hit < at.T0-AnchorT0Slack {
+		hit = fmt.Sprintf("anchored: %s was hit %s before the trigger's T0", an.Symbol, (at.T0 - an.Hit).Round(time.Millisecond))
+	}
+	since := fmt.Sprintf("%s before the cut", time.Duration(e.Gap).Round(time.Millisecond))
+	switch {
+	case an.Hit < at.T0-AnchorT0Slack:
+		e.Reason = hit + ": not the trigger's hit"
+	case at.T1 > 0 && at.T1 <= at.Latest:
+		e.Reason = fmt.Sprintf("%s, but the trigger returned (YANK-T1 at %s) before the guest saw the removal at %s: not proven running at the cut", hit, at.T1, at.Latest)
+	case (w.IO != "" || w.Device != "") && time.Duration(e.Gap) > MaxSampleGap:
+		e.Reason = fmt.Sprintf("%s, but the last guest sample was %s before the cut (more than %s): the I/O and device at the cut are unknown",
+			hit, time.Duration(e.Gap).Round(time.Millisecond), MaxSampleGap)
+	case w.IO == WindowOutstanding && !b.outstanding():
+		e.Reason = fmt.Sprintf("%s, but %s no I/O was outstanding (dirty %d kB, writeback %d kB, in flight %s)", hit, since, b.DirtyKB, b.WriteKB, b.InFlight)
+	case w.IO == WindowIdle && b.outstanding():
+		e.Reason = fmt.Sprintf("%s, but %s the disk was not idle (dirty %d kB, writeback %d kB, in flight %s)", hit, since, b.DirtyKB, b.WriteKB, b.InFlight)
+	case w.Device == WindowBound && b.Device != "bound":
+		e.Reason = fmt.Sprintf("%s, but %s the device was %s, not bound to its driver", hit, since, b.Device)
+	default:
+		e.Reason = fmt.Sprintf("%s: %s; %s: %s", w, hit, since, b)
+		if an.Delay == 0 {
+			e.Hit = true
+			return e
+		}
+		entered := &Sample{Seq: 0, GuestTime: Duration(an.Hit), Trigger: "running", In: an.Symbol, WChan: "(anchor hit)"}
+		e.Hit, e.Reason = e.stillInside(ss, at, entered)
 	}
 	return e
 }

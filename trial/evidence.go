@@ -34,6 +34,9 @@ func (r *runner) finish() scenario.Verdict {
 	}
 	if r.m != nil {
 		r.v.Guest = scenario.ReadGuestTimes(r.m.Console.Lines(0), r.t.Scenario.Removal, r.cutStopped)
+		if r.v.Anchor != nil {
+			r.v.Anchor.HitGuest = r.anchorGuestTime(r.v.Guest)
+		}
 		if r.v.Window == nil && r.v.Outcome != scenario.InfraError {
 			// A CRASH's guest may still answer; bounded either way.
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

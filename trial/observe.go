@@ -133,7 +133,11 @@ func (r *runner) window(ctx context.Context) *scenario.WindowEvidence {
 		return nil
 	}
 	want, console := r.t.Scenario.WindowWant(), r.m.Console.Lines(0)
-	at, ok := scenario.CutFacts(scenario.ReadGuestTimes(console, r.t.Scenario.Removal, r.cutStopped), want, console)
+	g := scenario.ReadGuestTimes(console, r.t.Scenario.Removal, r.cutStopped)
+	at, ok := scenario.CutFacts(g, want, console)
+	if hit := r.anchorGuestTime(g); ok && hit != nil {
+		at.Anchor = &scenario.AnchorFact{Symbol: r.v.Anchor.Symbol, Hit: time.Duration(*hit), Delay: time.Duration(r.v.Anchor.Delay)}
+	}
 	if !ok {
 		return &scenario.WindowEvidence{Want: want, Reason: "no YANK-T0 stamp on the console: the cut cannot be placed on the guest clock"}
 	}
@@ -142,6 +146,17 @@ func (r *runner) window(ctx context.Context) *scenario.WindowEvidence {
 		return &scenario.WindowEvidence{Want: want, Reason: "the sampler's lines could not be read: " + err.Error()}
 	}
 	return scenario.JudgeWindow(want, scenario.ParseSamples(lines), at)
+}
+
+// anchorGuestTime maps the anchor's hit to the guest clock through T0,
+// as ReadGuestTimes maps the cut (nil: no hit, or no T0).
+func (r *runner) anchorGuestTime(g scenario.GuestTimes) *scenario.Duration {
+	an := r.v.Anchor
+	if an == nil || an.HitHost.IsZero() || g.T0 == nil || g.T0Host.IsZero() {
+		return nil
+	}
+	d := scenario.Duration(time.Duration(*g.T0) + an.HitHost.Sub(g.T0Host))
+	return &d
 }
 
 // hang records a HANG: which task, where, its stack and the guest-side

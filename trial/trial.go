@@ -66,6 +66,11 @@ func Run(ctx context.Context, t Trial) (scenario.Verdict, error) {
 			return scenario.Verdict{}, fmt.Errorf("trial %s: %s %q: %w", t.Scenario.Name, what, p, err)
 		}
 	}
+	if t.Params.Anchor != "" {
+		if _, _, _, err := ResolveAnchor(t.Params.Anchor, t.Kernel); err != nil {
+			return scenario.Verdict{}, fmt.Errorf("trial %s: %w", t.Scenario.Name, err)
+		}
+	}
 	if t.Artifacts != "" {
 		if err := os.MkdirAll(t.Artifacts, 0o700); err != nil {
 			return scenario.Verdict{}, fmt.Errorf("artifacts dir: %w", err)
@@ -77,6 +82,9 @@ func Run(ctx context.Context, t Trial) (scenario.Verdict, error) {
 	}
 	defer r.close()
 	r.run(ctx)
+	if err := r.release(ctx); err != nil {
+		r.log.Warn("releasing the gdbstub", "err", err)
+	}
 	return r.finish(), nil
 }
 
@@ -104,6 +112,8 @@ type runner struct {
 	// once the verdict needs them (nil: not read yet).
 	samples    []string
 	samplesErr error
+	armed      *armed // the anchored cut's breakpoint (nil: timed cut)
+	atAnchor   bool   // the vCPUs stand at the anchor's breakpoint now
 	// probes are every look at the guest after the removal, in order
 	// (probes.jsonl: what scenario.Decide decided from).
 	probes   []scenario.Probe
@@ -181,7 +191,13 @@ func (r *runner) setOutcome(o scenario.Outcome, reason string) {
 }
 
 func (r *runner) run(ctx context.Context) {
-	if !r.start(ctx) || !r.prepareRemoval(ctx) || !r.trigger(ctx) {
+	if !r.start(ctx) || !r.prepareRemoval(ctx) {
+		return
+	}
+	if r.p.Anchor != "" && !r.arm(ctx) {
+		return
+	}
+	if !r.trigger(ctx) {
 		return
 	}
 	removed := r.remove(ctx)
@@ -195,7 +211,12 @@ func (r *runner) run(ctx context.Context) {
 func (r *runner) spec() machine.Spec {
 	spec := machine.HotplugGuest(r.t.Scenario.Name, r.t.Kernel, r.t.Initrd)
 	spec.CPUs = r.p.CPUs
-	spec.Append = strings.Join(r.dev.KernelArgs(r.p), " ")
+	args := r.dev.KernelArgs(r.p)
+	if r.p.Anchor != "" {
+		// The breakpoint's address is System.map's: no randomized base.
+		args = append(args, "nokaslr")
+	}
+	spec.Append = strings.Join(args, " ")
 	d := &spec.Disks[0]
 	d.Kind = machine.DiskKind(r.dev.Name)
 	d.QueueSize, d.NumQueues = r.p.QueueSize, r.p.NumQueues
@@ -419,21 +440,45 @@ func (rs *removalState) finished() (bool, error) {
 	}
 }
 
+// remove removes the disk at the planned moment: Offset after T0, or at
+// the anchor (anchoredCut).
 func (r *runner) remove(ctx context.Context) *removalState {
-	at := r.v.Timeline.Trigger.Add(r.p.Offset)
-	select {
-	case <-time.After(time.Until(at)):
-	case <-ctx.Done():
-		r.infra("cancelled before the removal: %v", ctx.Err())
-		return nil
-	}
 	rs := &removalState{done: make(chan struct{})}
+	if r.armed != nil {
+		if !r.anchoredCut(ctx, func() bool { return r.fire(ctx, rs) }) {
+			return nil
+		}
+	} else {
+		at := r.v.Timeline.Trigger.Add(r.p.Offset)
+		select {
+		case <-time.After(time.Until(at)):
+		case <-ctx.Done():
+			r.infra("cancelled before the removal: %v", ctx.Err())
+			return nil
+		}
+		if !r.fire(ctx, rs) {
+			return nil
+		}
+	}
+	r.v.AchievedOffset = scenario.Duration(r.v.Timeline.Removal.Sub(r.v.Timeline.Trigger))
+	if r.t.Hooks.AfterRemoval != nil {
+		r.t.Hooks.AfterRemoval(r.m)
+	}
+	return rs
+}
+
+// fire removes the disk now.
+func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 	switch r.t.Scenario.Removal {
 	case scenario.RemovalSurprise:
-		res, err := r.cut.Fire(ctx)
+		fire := r.cut.Fire
+		if r.atAnchor {
+			fire = r.cut.FireStopped // the gdbstub holds the vCPUs
+		}
+		res, err := fire(ctx)
 		if res.Cut.IsZero() {
 			r.infra("surprise removal failed: %v", err)
-			return nil
+			return false
 		}
 		r.v.Timeline.Removal = res.Cut
 		r.cutStopped = res.Stopped
@@ -442,9 +487,13 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		close(rs.done)
 		if err != nil {
 			r.infra("surprise removal: %v", err)
-			return nil
+			return false
 		}
-		r.note("slot power cut on %s (vCPUs paused %s)", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond))
+		if r.atAnchor {
+			r.note("slot power cut on %s (%s after the anchor's stop)", res.PortID, res.Cut.Sub(r.v.Anchor.HitHost).Round(time.Millisecond))
+		} else {
+			r.note("slot power cut on %s (vCPUs paused %s)", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond))
+		}
 	case scenario.RemovalGraceful:
 		issued := time.Now()
 		r.v.Timeline.Removal, r.cutStopped = issued, issued
@@ -457,11 +506,7 @@ func (r *runner) remove(ctx context.Context) *removalState {
 		}()
 		r.note("device_del %s sent", diskID)
 	}
-	r.v.AchievedOffset = scenario.Duration(r.v.Timeline.Removal.Sub(r.v.Timeline.Trigger))
-	if r.t.Hooks.AfterRemoval != nil {
-		r.t.Hooks.AfterRemoval(r.m)
-	}
-	return rs
+	return true
 }
 
 // triggerScript is the trigger's guest script (run with the user's argv

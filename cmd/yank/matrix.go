@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yank-dev/yank/anchor"
 	"github.com/yank-dev/yank/engine"
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/scenario"
@@ -23,6 +24,37 @@ type matrixFlags struct {
 	ioTimeout                                                      *time.Duration
 	verbose, noSnapshot                                            *bool
 	detection                                                      detectionFlags
+	cut                                                            cutFlags
+}
+
+// cutFlags choose where the cut lands, shared by every command that runs
+// trials: -cut-at EVENT anchors it to a kernel function, -cut-at offset
+// times it after T0.
+type cutFlags struct {
+	at     *string
+	budget *time.Duration
+}
+
+func addCutFlags(fs *flag.FlagSet) cutFlags {
+	return cutFlags{
+		at: fs.String("cut-at", "", "where the cut lands: a kernel function the guest reaches ("+anchor.Syntax+"), cut -offsets after its hit (default 0s: while the guest stands there); "+
+			scenario.CutTimed+" for cuts at -offsets after the trigger's T0; default: each scenario's own cut_at (scenario/scenarios.json), else offsets"),
+		budget: fs.Duration("anchor-budget", 0, "an anchored trial whose anchor is not hit this long after T0 is UNREACHED, with no cut (default 20s)"),
+	}
+}
+
+// get checks the flags; cmd names the command in errors.
+func (c cutFlags) get(cmd string) (string, time.Duration, error) {
+	at := strings.TrimSpace(*c.at)
+	if at != "" && at != scenario.CutTimed {
+		if _, err := anchor.Parse(at); err != nil {
+			return "", 0, fmt.Errorf("%s: -cut-at: %w, or %q for timed cuts", cmd, err, scenario.CutTimed)
+		}
+	}
+	if err := (scenario.Params{AnchorBudget: *c.budget}).Validate(); err != nil {
+		return "", 0, fmt.Errorf("%s: -anchor-budget: %w", cmd, err)
+	}
+	return at, *c.budget, nil
 }
 
 // detectionFlags are the verdict-timing knobs, shared by every command
@@ -54,12 +86,13 @@ func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 		scenarios:    fs.String("scenarios", "", "comma-separated scenarios (default: "+strings.Join(scenario.DefaultNames(), ",")+", or the -scenario-file's own; all built-in: "+strings.Join(scenario.Names(), ",")+")"),
 		scenarioFile: fs.String("scenario-file", "", "a JSON file of your own scenarios (the schema of scenario/scenarios.json, with argv triggers and loads: see scenario/examples); they join the built-in ones"),
 		ioTimeout:    fs.Duration("io-timeout", 0, "the disk driver's I/O timeout for devices that have one (nvme: nvme_core.io_timeout; default 5s); a stall that ends within it is RECOVERED"),
-		offsets:      fs.String("offsets", "", "comma-separated removal offsets after the trigger, e.g. 0s,0.5s,2s (default: each scenario's own)"),
+		offsets:      fs.String("offsets", "", "comma-separated removal offsets after the trigger, e.g. 0s,0.5s,2s, or with an anchored cut delays after its hit, e.g. 0s,1ms,10ms (default: each scenario's own)"),
 		repeat:       fs.Int("repeat", 1, "trials per kernel x scenario x offset"),
 		artifacts:    fs.String("artifacts", "", "evidence dir (default ./artifacts/<command>-<time>)"),
 		cpus:         fs.Int("cpus", 2, "guest vCPUs, 1 to 8 (surprise-io needs 2 to race)"),
 		verbose:      fs.Bool("v", false, "print each trial's phases as they happen"),
 		detection:    addDetectionFlags(fs),
+		cut:          addCutFlags(fs),
 		noSnapshot:   fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger (made by each cell's first trial, kept in the cache)"),
 	}
 }
@@ -84,6 +117,10 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	if err != nil {
 		return nil, "", nil, err
 	}
+	cutAt, budget, err := f.cut.get(cmd)
+	if err != nil {
+		return nil, "", nil, err
+	}
 	if err := useVariants(*f.variants, log); err != nil {
 		return nil, "", nil, fmt.Errorf("%s: -variants: %w", cmd, err)
 	}
@@ -103,7 +140,8 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 		}
 		guests = append(guests, g)
 	}
-	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat}, guests, det.Apply(scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout}))
+	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat, CutAt: cutAt}, guests,
+		det.Apply(scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout, AnchorBudget: budget}))
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
 	}
@@ -130,6 +168,9 @@ func finishMatrix(stdout io.Writer, rows []engine.Row, dir, files string) error 
 	}
 	if n[scenario.Missed] > 0 {
 		fmt.Fprintf(stdout, "%d trial(s) MISSED: the cut was not shown inside the scenario's window, so they tested nothing that can be shown (the window's reason is in their verdict.json)\n", n[scenario.Missed])
+	}
+	if n[scenario.Unreached] > 0 {
+		fmt.Fprintf(stdout, "%d trial(s) UNREACHED: the guest never reached the cut's anchor within the anchor budget, so no cut was made (see their verdict.json's anchor)\n", n[scenario.Unreached])
 	}
 	if n[scenario.InfraError] > 0 {
 		return fmt.Errorf("%d trial(s) could not be judged (INFRA-ERROR); see their artifacts", n[scenario.InfraError])

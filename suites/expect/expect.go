@@ -332,6 +332,8 @@ func (e Expectation) Judge(v scenario.Verdict) Judgement {
 			reason = v.Window.Reason
 		}
 		return Judgement{NotJudged, "not tested: " + reason}
+	case scenario.Unreached:
+		return Judgement{NotJudged, "not tested (no cut): " + v.Reason}
 	}
 	if !e.Known {
 		return Judgement{NotJudged, e.Source}

@@ -69,7 +69,7 @@ func (c *Cell) Count() string {
 // Other lists the outcomes besides HANG and PASS ("1 missed, 1 INFRA-ERROR").
 func (c *Cell) Other() string {
 	var s []string
-	for _, o := range []scenario.Outcome{scenario.Recovered, scenario.Missed, scenario.Crash, scenario.InfraError, ""} {
+	for _, o := range []scenario.Outcome{scenario.Recovered, scenario.Missed, scenario.Unreached, scenario.Crash, scenario.InfraError, ""} {
 		if n := c.Outcomes[o]; n > 0 {
 			name := string(o)
 			switch o {
@@ -77,6 +77,8 @@ func (c *Cell) Other() string {
 				name = "recovered"
 			case scenario.Missed:
 				name = "missed"
+			case scenario.Unreached:
+				name = "unreached"
 			case "":
 				name = "no verdict"
 			}
