@@ -75,7 +75,7 @@ func (m Matrix) Expand() ([]Planned, error) {
 	var out []Planned
 	for _, k := range m.Kernels {
 		for _, sc := range m.Scenarios {
-			at := m.anchorFor(sc)
+			at := m.AnchorFor(sc)
 			offsets := m.Offsets
 			if len(offsets) == 0 && at != "" {
 				offsets = sc.Delays()
@@ -105,8 +105,8 @@ func (m Matrix) Expand() ([]Planned, error) {
 	return out, nil
 }
 
-// anchorFor is the anchor sc's trials cut at ("" for timed cuts).
-func (m Matrix) anchorFor(sc Scenario) string {
+// AnchorFor is the anchor sc's trials cut at ("" for timed cuts).
+func (m Matrix) AnchorFor(sc Scenario) string {
 	switch m.CutAt {
 	case "":
 		return sc.CutAt

@@ -76,6 +76,10 @@ type Scenario struct {
 	// CutDelays is the default sweep of delays after CutAt's hit
 	// (default ["0s"]: the cut made while the guest is stopped there).
 	CutDelays []Duration `json:"cut_delays,omitempty"`
+	// CutNote says why the scenario cuts where it does (the catalog
+	// shows it): what the anchor's function is doing when the window
+	// opens, or why the cut is timed.
+	CutNote string `json:"cut_note,omitempty"`
 	// Window is what must hold at the cut for the trial to test
 	// something; a PASS outside it is MISSED.
 	Window Window `json:"window"`
@@ -220,7 +224,7 @@ func decodeScenario(raw map[string]json.RawMessage) (Scenario, error) {
 		"trigger": &s.Trigger, "trigger_argv": &s.TriggerArgv, "removal": &s.Removal,
 		"io": &s.IO, "load_argv": &s.LoadArgv, "load_background": &s.LoadBackground,
 		"offsets": &s.Offsets, "window": &s.Window, "hang_after": &s.HangAfter,
-		"cut_at": &s.CutAt, "cut_delays": &s.CutDelays,
+		"cut_at": &s.CutAt, "cut_delays": &s.CutDelays, "cut_note": &s.CutNote,
 	}
 	if v, ok := raw["name"]; ok {
 		if err := json.Unmarshal(v, &s.Name); err != nil {

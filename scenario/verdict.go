@@ -139,7 +139,10 @@ type AnchorHit struct {
 	Symbols    string `json:"symbols"`    // the System.map or vmlinux it was read from
 	Breakpoint string `json:"breakpoint"` // "software" (TCG) or "hardware" (KVM)
 	Hit        int    `json:"hit"`        // the hit that cut (@N)
-	Hits       int    `json:"hits"`       // hits seen (fewer than Hit: UNREACHED)
+	Hits       int    `json:"hits"`       // hits after T0 (fewer than Hit: UNREACHED)
+	// Early is how many hits came before the trigger's T0: the function
+	// ran for something else (writeback, the sampler); stepped over.
+	Early int `json:"early,omitempty"`
 	// Delay is the cut's delay after the hit (0: cut while the guest
 	// stood at the anchor).
 	Delay Duration  `json:"delay"`

@@ -308,7 +308,10 @@ func JudgeWindow(w Window, samples []Sample, at CutAt) *WindowEvidence {
 			break
 		}
 	}
-	if an := at.Anchor; an != nil && slices.Contains(w.TriggerIn, an.Symbol) {
+	// An anchor stands in for the look at the trigger's stack when it is
+	// one of the window's functions; a window that names none (the
+	// trigger merely running) is judged from T0 and T1 around the hit.
+	if an := at.Anchor; an != nil && (len(w.TriggerIn) == 0 || slices.Contains(w.TriggerIn, an.Symbol)) {
 		return e.judgeAnchored(ss, at, b)
 	}
 	if time.Duration(e.Gap) > MaxSampleGap {
@@ -357,8 +360,11 @@ func JudgeWindow(w Window, samples []Sample, at CutAt) *WindowEvidence {
 	return e
 }
 
-// judgeAnchored judges a cut anchored at one of the window's functions.
-// The breakpoint's stop stands in for the look at the trigger's stack:
+// judgeAnchored judges a cut anchored at one of the window's functions,
+// or at any function in a window that names none (the trigger running,
+// proven by T0 before the hit and T1 after the removal). At one of the
+// window's functions the breakpoint's stop stands in for the look at
+// the trigger's stack:
 // a vCPU was entering the function at the hit. With no delay the cut was
 // made during that stop, so the trigger was there at the cut; with a
 // delay it must be shown still inside after the cut (stillInside), as a
@@ -395,6 +401,10 @@ func (e *WindowEvidence) judgeAnchored(ss []Sample, at CutAt, b *Sample) *Window
 		e.Reason = fmt.Sprintf("%s: %s; %s: %s", w, hit, since, b)
 		if an.Delay == 0 {
 			e.Hit = true
+			return e
+		}
+		if !w.stackOnly() {
+			e.Hit = true // T1 after the removal: still running; the I/O was looked at
 			return e
 		}
 		entered := &Sample{Seq: 0, GuestTime: Duration(an.Hit), Trigger: "running", In: an.Symbol, WChan: "(anchor hit)"}

@@ -247,3 +247,52 @@ func TestWilson(t *testing.T) {
 		t.Errorf("rate text %q", s)
 	}
 }
+
+// TestJudgeWindowAnchored: an anchored cut is judged, not trusted. The
+// breakpoint's stop stands in for the look at the trigger's stack only
+// when the anchor is one of the window's functions (or the window names
+// none); T0, T1 and the last look's I/O and device are judged as for a
+// timed cut.
+func TestJudgeWindowAnchored(t *testing.T) {
+	unbind := Window{Trigger: WindowRunning, TriggerIn: []string{"del_gendisk"}, IO: WindowOutstanding}
+	freeze := Window{Trigger: WindowRunning, TriggerIn: []string{"blk_mq_freeze_queue_wait"}}
+	syncIO := Window{Trigger: WindowRunning, IO: WindowOutstanding, Device: WindowBound}
+	// The sampler's last look was before the trigger reached the anchor:
+	// it saw the shell, not del_gendisk; a timed judge would say missed.
+	before := []Sample{sample(ms(1240), "none", "-", 40000, "0/0", "bound")}
+	at := func(sym string, delay time.Duration, f func(*CutAt)) CutAt {
+		c := CutAt{T0: ms(1250), Cut: ms(1262), Latest: ms(1265), Anchor: &AnchorFact{Symbol: sym, Hit: ms(1261), Delay: delay}}
+		if f != nil {
+			f(&c)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name    string
+		w       Window
+		samples []Sample
+		at      CutAt
+		hit     bool
+		reason  string // substring
+	}{
+		{"at the window's function, cut during the stop", unbind, before, at("del_gendisk", 0, nil), true, "a vCPU hit del_gendisk 11ms after T0, cut while the guest stood there"},
+		{"the same look judged as a timed cut", unbind, before, CutAt{T0: ms(1250), Cut: ms(1262), Latest: ms(1265)}, false, "the trigger had not started"},
+		{"an anchor that is not the window's function: the stack decides", unbind, before, at("blk_execute_rq", 0, nil), false, "the trigger had not started"},
+		{"hit long before T0", unbind, before, at("del_gendisk", 0, func(c *CutAt) { c.Anchor.Hit = ms(1100) }), false, "before the trigger's T0: not the trigger's hit"},
+		{"returned before the guest saw the removal", unbind, before, at("del_gendisk", 0, func(c *CutAt) { c.T1 = ms(1264) }), false, "not proven running at the cut"},
+		{"no I/O outstanding at the last look", unbind, []Sample{sample(ms(1240), "none", "-", 0, "0/0", "bound")}, at("del_gendisk", 0, nil), false, "no I/O was outstanding"},
+		{"last look too old for the I/O", unbind, []Sample{sample(ms(900), "none", "-", 40000, "0/0", "bound")}, at("del_gendisk", 0, nil), false, "the I/O and device at the cut are unknown"},
+		{"a delay needs a look after the cut", freeze, []Sample{sample(ms(1240), "none", "-", 0, "-", "bound")}, at("blk_mq_freeze_queue_wait", 5*time.Millisecond, nil), false, "no later look read its stack"},
+		{"a delay, still inside after the cut", freeze, []Sample{sample(ms(1240), "none", "-", 0, "-", "bound"), sample(ms(1300), "running", "blk_mq_freeze_queue_wait", 0, "1/0", "bound")},
+			at("blk_mq_freeze_queue_wait", 5*time.Millisecond, nil), true, "still under blk_mq_freeze_queue_wait 38ms after the cut"},
+		{"a window naming no function: T0 and T1 around the hit", syncIO, before, at("ksys_sync", 0, func(c *CutAt) { c.T1 = ms(2000) }), true, "a vCPU hit ksys_sync"},
+		{"a window naming no function, the device unbound", syncIO, []Sample{sample(ms(1240), "none", "-", 40000, "0/0", "unbound")}, at("ksys_sync", 0, nil), false, "not bound to its driver"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := JudgeWindow(tc.w, tc.samples, tc.at)
+			if e.Hit != tc.hit || !strings.Contains(e.Reason, tc.reason) {
+				t.Fatalf("hit=%v reason=%q, want hit=%v reason containing %q", e.Hit, e.Reason, tc.hit, tc.reason)
+			}
+		})
+	}
+}

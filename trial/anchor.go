@@ -14,13 +14,16 @@ import (
 
 // Anchored cuts (Params.Anchor): a breakpoint at the anchor's address is
 // armed through QEMU's gdbstub right before the trigger starts, so no hit
-// can come before it is in place; the hits are counted from then. On the
-// N-th hit every vCPU is stopped: with no delay the prepared cut fires
-// during that stop (the guest is at the anchor at the cut, to the
-// instruction), then the breakpoint is removed and the guest resumed;
-// with a delay the guest is resumed first and the cut fires that long
-// after the hit. The window is still judged from the guest's evidence
-// (scenario.JudgeWindow), with the stop as one more look.
+// can come before it is in place. The trigger then starts on its own
+// goroutine, because the hit may come before the guest agent has even
+// answered the exec (the guest stands still at the breakpoint until the
+// cut is made). Hits before the trigger's YANK-T0 line are stepped over;
+// on the N-th hit after it every vCPU is stopped: with no delay the
+// prepared cut fires during that stop (the guest is at the anchor at the
+// cut, to the instruction), then the breakpoint is removed and the guest
+// resumed; with a delay the guest is resumed first and the cut fires that
+// long after the hit. The window is still judged from the guest's
+// evidence (scenario.JudgeWindow), with the stop as one more look.
 
 // ResolveAnchor checks an anchor spec against a kernel: its System.map
 // (or vmlinux) beside the bzImage, the symbol and the offset. Every
@@ -41,16 +44,41 @@ func ResolveAnchor(spec, bzImage string) (anchor.Anchor, uint64, *anchor.Symbols
 	return a, addr, syms, nil
 }
 
-// armed is an anchored cut waiting for its hit.
+// armed is an anchored cut waiting for its hit. From arm on, one
+// goroutine (watch) owns the stub's stop replies until the decisive hit:
+// a hit before the trigger's T0 (the anchor's function also runs for
+// other reasons: writeback, the sampler) is stepped over and not
+// counted, so the guest never waits at a breakpoint for a trigger that
+// cannot start while it stands there.
 type armed struct {
 	a    anchor.Anchor
 	addr uint64
 	kind gdbstub.BreakKind
 	gdb  *gdbstub.Client
+
+	// afterT0 reports (waiting up to earlyWait) whether the trigger's
+	// YANK-T0 line is on the console: a hit before it is not the
+	// trigger's.
+	afterT0 func(ctx context.Context) bool
+	result  chan watched // the decisive hit, or why there is none
+	cancel  context.CancelFunc
+	done    chan struct{} // watch returned; early and hits are then final
+	early   int           // hits before T0, stepped over
+	hits    int           // hits after T0
 }
 
+type watched struct {
+	stop gdbstub.Stop
+	err  error
+}
+
+// earlyWait is how long a hit waits for T0 to show before it counts as
+// before the trigger: the guest stands still at the hit, so a T0 line it
+// printed before is already on its way through the serial console.
+const earlyWait = 50 * time.Millisecond
+
 // arm connects to the guest's gdbstub (which stops the guest), inserts
-// the breakpoint and resumes the guest.
+// the breakpoint, resumes the guest and starts watching for hits.
 func (r *runner) arm(ctx context.Context) bool {
 	a, addr, syms, err := ResolveAnchor(r.p.Anchor, r.t.Kernel)
 	if err != nil {
@@ -75,61 +103,124 @@ func (r *runner) arm(ctx context.Context) bool {
 		}
 		return false
 	}
-	r.armed = &armed{a: a, addr: addr, kind: kind, gdb: gdb}
+	mark := r.m.Console.Mark()
+	afterT0 := func(ctx context.Context) bool {
+		wctx, cancel := context.WithTimeout(ctx, earlyWait)
+		defer cancel()
+		_, err := r.m.Console.Wait(wctx, mark, scenario.TriggerMarker+" ")
+		return err == nil
+	}
+	g := &armed{a: a, addr: addr, kind: kind, gdb: gdb, afterT0: afterT0, result: make(chan watched, 1), done: make(chan struct{})}
+	r.armed = g
 	if err := gdb.SetBreakpoint(actx, kind, addr); err != nil {
+		close(g.done)
 		r.infra("anchored cut %s: breakpoint at %#x: %v", r.p.Anchor, addr, err)
 		return false
 	}
 	if err := gdb.Continue(actx); err != nil {
+		close(g.done)
 		r.infra("anchored cut %s: resuming the guest: %v", r.p.Anchor, err)
 		return false
 	}
 	r.v.Anchor.Armed = time.Now()
+	wctx, wcancel := context.WithCancel(ctx)
+	g.cancel = wcancel
+	go g.watch(wctx)
 	r.note("anchor %s armed: %s breakpoint at %#x (%s)", r.p.Anchor, kindName, addr, syms.Source)
 	return true
+}
+
+// watch handles stops until the N-th hit after T0 (sent on result with
+// the guest stopped there), an error, or ctx's end.
+func (g *armed) watch(ctx context.Context) {
+	defer close(g.done)
+	for {
+		st, err := g.gdb.WaitStop(ctx)
+		if err != nil {
+			g.result <- watched{err: err}
+			return
+		}
+		if st.Signal != 5 {
+			// Stopped from elsewhere (a monitor stop): not a hit.
+			if err := g.gdb.Continue(ctx); err != nil {
+				g.result <- watched{st, err}
+				return
+			}
+			continue
+		}
+		if !g.afterT0(ctx) {
+			g.early++
+			if err := g.stepOver(ctx); err != nil {
+				g.result <- watched{st, err}
+				return
+			}
+			continue
+		}
+		g.hits++
+		if g.hits >= g.a.Hit {
+			g.result <- watched{st, nil}
+			return
+		}
+		if err := g.stepOver(ctx); err != nil {
+			g.result <- watched{st, err}
+			return
+		}
+	}
 }
 
 // errUnreached: the anchor's hit did not come (the trial is UNREACHED).
 var errUnreached = errors.New("anchor not reached")
 
-// waitAnchor waits for the anchor's N-th hit, within the anchor budget
-// after T0, and returns with the guest stopped there. Earlier hits are
-// stepped over (the breakpoint lifted for one instruction).
-func (r *runner) waitAnchor(ctx context.Context) (gdbstub.Stop, error) {
+// waitAnchor waits for the anchor's N-th hit after T0, within the anchor
+// budget after T0, and returns with the guest stopped there. trig is the
+// trigger's result: a trigger that fails ends the wait (the trial is
+// already INFRA-ERROR); started says whether it has returned yet.
+func (r *runner) waitAnchor(ctx context.Context, trig <-chan bool) (st gdbstub.Stop, started bool, err error) {
 	g := r.armed
-	deadline := r.v.Timeline.Trigger.Add(r.p.AnchorBudget)
-	wctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	// Until the trigger reports T0, the budget runs from the arm plus
+	// the trigger's own deadlines (its exec and its marker, 25 s).
+	budget := time.NewTimer(25*time.Second + r.p.AnchorBudget)
+	defer budget.Stop()
+	var w watched
+wait:
 	for {
-		st, err := g.gdb.WaitStop(wctx)
-		if err != nil {
-			if wctx.Err() != nil && ctx.Err() == nil {
-				return gdbstub.Stop{}, fmt.Errorf("%w: %d of %d hits within %s after T0", errUnreached, r.v.Anchor.Hits, g.a.Hit, r.p.AnchorBudget)
+		select {
+		case w = <-g.result:
+			break wait
+		case ok := <-trig:
+			if !ok {
+				w.err = errTriggerFailed
+				break wait
 			}
-			return gdbstub.Stop{}, err
-		}
-		if st.Signal != 5 {
-			// Stopped from elsewhere (a monitor stop): not a hit.
-			if err := g.gdb.Continue(ctx); err != nil {
-				return st, err
-			}
-			continue
-		}
-		r.v.Anchor.Hits++
-		if r.v.Anchor.Hits >= g.a.Hit {
-			return st, nil
-		}
-		r.note("anchor %s: hit %d of %d (vCPU %s), stepping over", r.p.Anchor, r.v.Anchor.Hits, g.a.Hit, st.Thread)
-		if err := r.stepOver(ctx); err != nil {
-			return st, err
+			started, trig = true, nil
+			budget.Reset(time.Until(r.v.Timeline.Trigger.Add(r.p.AnchorBudget)))
+		case <-budget.C:
+			w.err = fmt.Errorf("%w within %s after T0", errUnreached, r.p.AnchorBudget)
+			break wait
+		case <-ctx.Done():
+			w.err = ctx.Err()
+			break wait
 		}
 	}
+	g.cancel()
+	<-g.done
+	r.v.Anchor.Hits, r.v.Anchor.Early = g.hits, g.early
+	if g.early > 0 {
+		r.note("anchor %s: %d hits before T0 stepped over (not the trigger's)", r.p.Anchor, g.early)
+	}
+	if errors.Is(w.err, errUnreached) {
+		w.err = fmt.Errorf("%w: %d of %d hits", w.err, g.hits, g.a.Hit)
+	}
+	return w.stop, started, w.err
 }
+
+// errTriggerFailed: the trigger failed while the cut waited (its own
+// INFRA-ERROR is the verdict).
+var errTriggerFailed = errors.New("the trigger failed")
 
 // stepOver lifts the breakpoint for one instruction on the vCPU that hit
 // it, puts it back and resumes.
-func (r *runner) stepOver(ctx context.Context) error {
-	g := r.armed
+func (g *armed) stepOver(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := g.gdb.ClearBreakpoint(sctx, g.kind, g.addr); err != nil {
@@ -152,6 +243,10 @@ func (r *runner) release(ctx context.Context) error {
 	if g == nil || g.gdb == nil {
 		return nil
 	}
+	if g.cancel != nil {
+		g.cancel() // the watcher holds the client while it waits
+	}
+	<-g.done
 	defer func() { g.gdb.Close(); g.gdb = nil }()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -163,50 +258,69 @@ func (r *runner) release(ctx context.Context) error {
 	return g.gdb.Detach(dctx)
 }
 
-// anchoredCut waits for the anchor and fires the removal there; it
-// returns false when the trial ended (UNREACHED or INFRA-ERROR).
-func (r *runner) anchoredCut(ctx context.Context, fire func() bool) bool {
-	st, err := r.waitAnchor(ctx)
+// anchoredRemove starts the trigger, waits for the anchor's hit and
+// fires the removal there; nil when the trial ended before a removal
+// (UNREACHED or INFRA-ERROR).
+func (r *runner) anchoredRemove(ctx context.Context) *removalState {
+	trig := make(chan bool, 1)
+	go func() { trig <- r.trigger(ctx) }()
+	// The trigger's goroutine must be done before the trial goes on:
+	// it writes the timeline and may decide INFRA-ERROR.
+	triggerDone := func(started bool) bool { return started || <-trig }
+	rs := &removalState{done: make(chan struct{})}
+	st, started, err := r.waitAnchor(ctx, trig)
 	if err != nil {
 		relErr := r.release(ctx)
+		if !triggerDone(started) || errors.Is(err, errTriggerFailed) {
+			return nil
+		}
 		if errors.Is(err, errUnreached) {
 			r.decide(scenario.Unreached, fmt.Sprintf("the guest never reached anchor %s (%s %s): %v; no cut was made, nothing was tested", r.p.Anchor, r.v.Anchor.Symbol, r.v.Anchor.Address, err))
 		} else {
 			r.infra("waiting for anchor %s: %v", r.p.Anchor, errors.Join(err, relErr))
 		}
 		r.stopSampler(ctx)
-		return false
+		return nil
 	}
 	an := r.v.Anchor
 	an.HitHost, an.Thread = st.At, st.Thread
-	an.SinceT0 = scenario.Duration(st.At.Sub(r.v.Timeline.Trigger))
-	r.note("anchor %s hit (hit %d, vCPU %s, %s after T0 on the host)", r.p.Anchor, an.Hits, st.Thread, time.Duration(an.SinceT0).Round(time.Millisecond))
+	r.note("anchor %s hit (hit %d, vCPU %s)", r.p.Anchor, an.Hits, st.Thread)
+	ok := true
 	if r.p.Offset == 0 {
 		// The guest is stopped at the anchor: cut now, then let it go.
 		r.atAnchor = true
-		ok := fire()
+		ok = r.fire(ctx, rs)
 		r.atAnchor = false
 		err := r.release(ctx)
 		an.Resumed = time.Now()
 		an.Paused = scenario.Duration(an.Resumed.Sub(st.At))
 		if err != nil && ok {
 			r.infra("resuming the guest after the cut at anchor %s: %v", r.p.Anchor, err)
-			return false
+			ok = false
 		}
 		r.cutStopped = st.At // the guest clock stood still from the hit to the resume
-		return ok
+	} else {
+		if err := r.release(ctx); err != nil {
+			r.infra("resuming the guest at anchor %s: %v", r.p.Anchor, err)
+			ok = false
+		}
+		an.Resumed = time.Now()
+		an.Paused = scenario.Duration(an.Resumed.Sub(st.At))
+		if ok {
+			select {
+			case <-time.After(time.Until(st.At.Add(r.p.Offset))):
+				ok = r.fire(ctx, rs)
+			case <-ctx.Done():
+				r.infra("cancelled before the removal: %v", ctx.Err())
+				ok = false
+			}
+		}
 	}
-	if err := r.release(ctx); err != nil {
-		r.infra("resuming the guest at anchor %s: %v", r.p.Anchor, err)
-		return false
+	if !triggerDone(started) || !ok {
+		return nil
 	}
-	an.Resumed = time.Now()
-	an.Paused = scenario.Duration(an.Resumed.Sub(st.At))
-	select {
-	case <-time.After(time.Until(st.At.Add(r.p.Offset))):
-	case <-ctx.Done():
-		r.infra("cancelled before the removal: %v", ctx.Err())
-		return false
-	}
-	return fire()
+	an.SinceT0 = scenario.Duration(st.At.Sub(r.v.Timeline.Trigger))
+	r.note("anchor %s was hit %s after T0 on the host", r.p.Anchor, time.Duration(an.SinceT0).Round(time.Millisecond))
+	r.afterRemoval()
+	return rs
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/yank-dev/yank/guestagent"
@@ -90,18 +91,22 @@ func Run(ctx context.Context, t Trial) (scenario.Verdict, error) {
 
 // runner holds one trial's state.
 type runner struct {
-	t       Trial
-	p       scenario.Params
-	dev     *scenario.Device // the disk's kind (devices.json)
-	v       scenario.Verdict
-	log     *slog.Logger
-	logF    *os.File
-	notes   []hostNote
-	m       *machine.Machine
-	bdf     string // guest PCI address of the disk
-	disk    string // guest block device name
-	trigPID int
-	cut     *qmp.SurpriseCut
+	t    Trial
+	p    scenario.Params
+	dev  *scenario.Device // the disk's kind (devices.json)
+	v    scenario.Verdict
+	log  *slog.Logger
+	logF *os.File
+	// mu guards notes and outcomeMu the outcome: an anchored trial's
+	// trigger starts on its own goroutine while the cut waits for the hit.
+	mu        sync.Mutex
+	outcomeMu sync.Mutex
+	notes     []hostNote
+	m         *machine.Machine
+	bdf       string // guest PCI address of the disk
+	disk      string // guest block device name
+	trigPID   int
+	cut       *qmp.SurpriseCut
 	// cutStopped is the host time the vCPUs stopped for the cut (the
 	// guest cannot run from then until the cut is done); for a graceful
 	// removal, device_del's issue time.
@@ -155,6 +160,8 @@ func utcTime(_ []string, a slog.Attr) slog.Attr {
 func (r *runner) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.notes = append(r.notes, hostNote{now, msg})
 	r.log.Info(msg)
 	if r.t.Progress != nil {
@@ -168,6 +175,8 @@ func (r *runner) infra(format string, args ...any) {
 }
 
 func (r *runner) decide(o scenario.Outcome, reason string) {
+	r.outcomeMu.Lock()
+	defer r.outcomeMu.Unlock()
 	if r.v.Outcome != "" {
 		return
 	}
@@ -194,7 +203,13 @@ func (r *runner) run(ctx context.Context) {
 	if !r.start(ctx) || !r.prepareRemoval(ctx) {
 		return
 	}
-	if r.p.Anchor != "" && !r.arm(ctx) {
+	if r.p.Anchor != "" {
+		if !r.arm(ctx) {
+			return
+		}
+		if removed := r.anchoredRemove(ctx); removed != nil {
+			r.observe(ctx, removed)
+		}
 		return
 	}
 	if !r.trigger(ctx) {
@@ -440,31 +455,30 @@ func (rs *removalState) finished() (bool, error) {
 	}
 }
 
-// remove removes the disk at the planned moment: Offset after T0, or at
-// the anchor (anchoredCut).
+// remove removes the disk at the planned moment, Offset after T0 (an
+// anchored cut is anchoredRemove's).
 func (r *runner) remove(ctx context.Context) *removalState {
 	rs := &removalState{done: make(chan struct{})}
-	if r.armed != nil {
-		if !r.anchoredCut(ctx, func() bool { return r.fire(ctx, rs) }) {
-			return nil
-		}
-	} else {
-		at := r.v.Timeline.Trigger.Add(r.p.Offset)
-		select {
-		case <-time.After(time.Until(at)):
-		case <-ctx.Done():
-			r.infra("cancelled before the removal: %v", ctx.Err())
-			return nil
-		}
-		if !r.fire(ctx, rs) {
-			return nil
-		}
+	at := r.v.Timeline.Trigger.Add(r.p.Offset)
+	select {
+	case <-time.After(time.Until(at)):
+	case <-ctx.Done():
+		r.infra("cancelled before the removal: %v", ctx.Err())
+		return nil
 	}
+	if !r.fire(ctx, rs) {
+		return nil
+	}
+	r.afterRemoval()
+	return rs
+}
+
+// afterRemoval records the cut's offset after T0 and runs the hook.
+func (r *runner) afterRemoval() {
 	r.v.AchievedOffset = scenario.Duration(r.v.Timeline.Removal.Sub(r.v.Timeline.Trigger))
 	if r.t.Hooks.AfterRemoval != nil {
 		r.t.Hooks.AfterRemoval(r.m)
 	}
-	return rs
 }
 
 // fire removes the disk now.

@@ -43,11 +43,15 @@ func (e *exitError) ExitCode() int { return e.code }
 
 // bisectStep is one `yank bisect-run` invocation, saved as step.json.
 type bisectStep struct {
-	Commit   string            `json:"commit"`
-	Subject  string            `json:"subject"`
-	Tree     string            `json:"tree"`
-	Scenario string            `json:"scenario"`
-	Offset   scenario.Duration `json:"offset"`
+	Commit   string `json:"commit"`
+	Subject  string `json:"subject"`
+	Tree     string `json:"tree"`
+	Scenario string `json:"scenario"`
+	// CutAt is the anchor the step's cuts wait for ("" timed); Offset is
+	// then the delay after its hit, else the offset after T0.
+	CutAt        string            `json:"cut_at,omitempty"`
+	Offset       scenario.Duration `json:"offset"`
+	AnchorBudget scenario.Duration `json:"anchor_budget,omitempty"`
 	// IOTimeout is -io-timeout (0: the device's default).
 	IOTimeout scenario.Duration `json:"io_timeout,omitempty"`
 	Trials    int               `json:"trials_wanted"`
@@ -89,7 +93,8 @@ func bisectRun(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	scName := fs.String("scenario", "", "scenario to run (default unbind-race, or -scenario-file's one scenario)")
 	scFile := fs.String("scenario-file", "", "a JSON file of your own scenarios (see scenario/examples); -scenario picks one")
 	ioTimeout := fs.Duration("io-timeout", 0, "the disk driver's I/O timeout, for devices that have one (nvme; default 5s)")
-	offset := fs.Duration("offset", 2*time.Second, "removal offset")
+	cut := addCutFlags(fs)
+	offsetFlag := fs.String("offset", "", "the removal's delay after the anchor's hit (default 0s), or with -cut-at offset its offset after T0 (default 2s)")
 	trials := fs.Int("trials", 3, "clean trials needed to call a commit good (stops at the first hang)")
 	invert := fs.Bool("invert", false, "hunt the commit that FIXED a hang: a hang is good, clean trials are bad")
 	detection := addDetectionFlags(fs)
@@ -104,8 +109,13 @@ For git bisect run, inside a kernel tree:
   git bisect start BAD GOOD
   git bisect run yank bisect-run -scenario unbind-race -trials 3
 
+Each trial cuts where the scenario says: at its anchor (cut_at, e.g.
+unbind-race at del_gendisk), so every step is decided on a trial that hit
+the window; -cut-at offset times the cut -offset after T0 instead.
+
 Exit 0 = good (N clean trials), 1 = bad (a HANG), 125 = skip (the commit does
-not build or boot, a trial could not be judged, or its cut MISSED the
+not build or boot, a trial could not be judged, its anchor is not in this
+commit's kernel or was never reached (UNREACHED), or its cut MISSED the
 scenario's window), 128 = yank's own error (bad flags, no git tree: git stops
 the bisection). -invert swaps good and bad.
 
@@ -154,8 +164,22 @@ the bisection). -invert swaps good and bad.
 	if err := scenario.CheckIOTimeout([]scenario.Scenario{sc}, *ioTimeout); err != nil {
 		return fmt.Errorf("bisect-run: -io-timeout: %w", err)
 	}
-	if err := (scenario.Params{Offset: *offset}).Validate(); err != nil {
+	cutAt, budget, err := cut.get("bisect-run")
+	if err != nil {
 		return err
+	}
+	anchorAt := scenario.Matrix{CutAt: cutAt}.AnchorFor(sc)
+	offset := time.Duration(0)
+	if anchorAt == "" {
+		offset = 2 * time.Second
+	}
+	if *offsetFlag != "" {
+		if offset, err = time.ParseDuration(*offsetFlag); err != nil {
+			return fmt.Errorf("bisect-run: -offset %q: %w (write it like 0s, 5ms or 1.5s)", *offsetFlag, err)
+		}
+	}
+	if err := (scenario.Params{Offset: offset, Anchor: anchorAt, AnchorBudget: budget}).Validate(); err != nil {
+		return fmt.Errorf("bisect-run: -offset: %w", err)
 	}
 	top, err := gitOut(ctx, *tree, "rev-parse", "--show-toplevel")
 	if err != nil {
@@ -172,7 +196,7 @@ the bisection). -invert swaps good and bad.
 		logRoot = filepath.Join(root, "bisect", filepath.Base(top))
 	}
 	step := bisectStep{
-		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, Offset: scenario.Duration(*offset), IOTimeout: scenario.Duration(*ioTimeout),
+		Commit: commit, Subject: subject, Tree: top, Scenario: sc.Name, CutAt: anchorAt, Offset: scenario.Duration(offset), AnchorBudget: scenario.Duration(budget), IOTimeout: scenario.Duration(*ioTimeout),
 		Trials: *trials, Invert: *invert, NoSnapshot: *noSnapshot, Detection: det, Started: time.Now().UTC(),
 		Dir: filepath.Join(logRoot, time.Now().UTC().Format("20060102T150405.000Z")+"-"+short(commit)),
 	}
@@ -226,8 +250,12 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 		return
 	}
 	guest := engine.Guest{Name: short(step.Commit), Kernel: k.BzImage, Initrd: img.Path, Release: k.Release}
-	trials, err := engine.Plan(scenario.Matrix{Scenarios: []scenario.Scenario{sc}, Offsets: []time.Duration{time.Duration(step.Offset)}, Repeats: step.Trials},
-		[]engine.Guest{guest}, step.Detection.Apply(scenario.Params{IOTimeout: time.Duration(step.IOTimeout)}))
+	cutAt := step.CutAt
+	if cutAt == "" {
+		cutAt = scenario.CutTimed
+	}
+	trials, err := engine.Plan(scenario.Matrix{Scenarios: []scenario.Scenario{sc}, Offsets: []time.Duration{time.Duration(step.Offset)}, CutAt: cutAt, Repeats: step.Trials},
+		[]engine.Guest{guest}, step.Detection.Apply(scenario.Params{IOTimeout: time.Duration(step.IOTimeout), AnchorBudget: time.Duration(step.AnchorBudget)}))
 	if err != nil {
 		skip("trial: %v", err)
 		return
@@ -241,6 +269,8 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 		// Sequential, and the first HANG ends the step: it is bad.
 		v, err := engine.RunOne(ctx, nil, t, step.Dir, nil)
 		if err != nil {
+			// An anchor missing from this commit's kernel (renamed, or
+			// not built in) says nothing about the hang either.
 			skip("trial: %v", err)
 			return
 		}

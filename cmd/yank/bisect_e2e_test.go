@@ -72,7 +72,9 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	git("commit", "-qam", "docs: another harmless change")
 
 	logDir := filepath.Join(t.TempDir(), "bisect-logs")
-	bisectArgs := []string{"bisect-run", "-scenario", "unbind-race", "-offset", "2s", "-trials", "2", "-log-dir", logDir}
+	// The scenario's own cut: at its anchor (del_gendisk), so no step
+	// is skipped for a cut that missed the window.
+	bisectArgs := []string{"bisect-run", "-scenario", "unbind-race", "-trials", "2", "-log-dir", logDir}
 
 	// A commit that does not build is skipped, never called bad.
 	git("checkout", "-q", broken)
@@ -90,6 +92,19 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	}
 	git("bisect", "reset")
 
+	steps, err := loadSteps(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.CutAt != "del_gendisk" || s.Offset != 0 {
+			t.Errorf("step %s: cut at %q +%s, want unbind-race's anchor del_gendisk +0s", short(s.Commit), s.CutAt, s.Offset)
+		}
+		// The one skip allowed is the commit that does not build.
+		if s.Result == "skip" && !strings.HasPrefix(s.Reason, "kernel does not build") {
+			t.Errorf("step %s skipped: %s (an anchored cut must decide every commit that builds)", short(s.Commit), s.Reason)
+		}
+	}
 	report := run(t, repo, yank, "bisect-report", "-log-dir", logDir)
 	t.Log(report)
 	if !strings.Contains(report, "skip") || !strings.Contains(report, "bad") || !strings.Contains(report, "good") {

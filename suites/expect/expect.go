@@ -140,9 +140,11 @@ func (r Rule) matches(sc string, offset time.Duration) bool {
 	return true
 }
 
-// SmokeTrial is one scenario at one offset in the CI smoke subset.
+// SmokeTrial is one scenario at one cut in the CI smoke subset: Offset
+// after T0, or after Anchor's hit for an anchored cut.
 type SmokeTrial struct {
 	Scenario string            `json:"scenario"`
+	Anchor   string            `json:"anchor,omitempty"`
 	Offset   scenario.Duration `json:"offset"`
 }
 
@@ -220,14 +222,15 @@ func (m *Manifest) KernelNames() []string {
 }
 
 // IsSmoke reports whether a trial belongs to the CI smoke subset: the
-// scenario at that nominal offset is in the smoke list and the kernel is
-// marked smoke (or is not in the manifest: a user's own kernel).
-func (m *Manifest) IsSmoke(kernel, sc string, offset time.Duration) bool {
+// scenario at that cut (anchor, "" timed, and nominal offset) is in the
+// smoke list and the kernel is marked smoke (or is not in the manifest:
+// a user's own kernel).
+func (m *Manifest) IsSmoke(kernel, sc, anchor string, offset time.Duration) bool {
 	if k, ok := m.Kernels[kernel]; ok && !k.Smoke {
 		return false
 	}
 	for _, s := range m.Smoke {
-		if s.Scenario == sc && time.Duration(s.Offset) == offset {
+		if s.Scenario == sc && s.Anchor == anchor && time.Duration(s.Offset) == offset {
 			return true
 		}
 	}

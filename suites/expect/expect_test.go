@@ -163,18 +163,21 @@ func TestParseRejectsRateRules(t *testing.T) {
 func TestSmoke(t *testing.T) {
 	m := Default
 	for _, tc := range []struct {
-		kernel, sc string
-		offset     time.Duration
-		want       bool
+		kernel, sc, anchor string
+		offset             time.Duration
+		want               bool
 	}{
-		{"stock", "unbind-race", 2 * time.Second, true},
-		{"stock", "unbind-race", time.Second, false},
-		{"rfc-v3", "surprise-idle", 0, true},
-		{"stock", "graceful-io", 2 * time.Second, false},
-		{"/my/bzImage", "unbind-race", 2 * time.Second, true},
+		{"stock", "unbind-race", "del_gendisk", 0, true},
+		{"stock", "unbind-race", "del_gendisk", time.Millisecond, false},
+		{"stock", "unbind-race", "", 0, false}, // timed at 0s is not the smoke cut
+		{"stock", "unbind-race", "", 2 * time.Second, false},
+		{"rfc-v3", "surprise-idle", "", 0, true},
+		{"stock", "graceful-io", "virtio_queue_rq", 0, false},
+		{"stock-6.12", "unbind-race", "del_gendisk", 0, false}, // not a smoke kernel
+		{"/my/bzImage", "unbind-race", "del_gendisk", 0, true},
 	} {
-		if got := m.IsSmoke(tc.kernel, tc.sc, tc.offset); got != tc.want {
-			t.Errorf("IsSmoke(%s, %s, %s) = %v", tc.kernel, tc.sc, tc.offset, got)
+		if got := m.IsSmoke(tc.kernel, tc.sc, tc.anchor, tc.offset); got != tc.want {
+			t.Errorf("IsSmoke(%s, %s, %q, %s) = %v", tc.kernel, tc.sc, tc.anchor, tc.offset, got)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yank-dev/yank/anchor"
 	"github.com/yank-dev/yank/kernels"
 	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/machine/libvirt"
@@ -56,7 +57,10 @@ type config struct {
 	matrix    bool
 	timeout   time.Duration
 	ioTimeout time.Duration // -yank.io-timeout (0: each device's default)
-	pool      *machine.Pool // nil = local QEMU processes
+	// anchorBudget is -yank.anchor-budget (0: the default): an anchored
+	// trial whose anchor is not hit this long after T0 is UNREACHED.
+	anchorBudget time.Duration
+	pool         *machine.Pool // nil = local QEMU processes
 	// snapshots starts trials from snapshots in the cache; nil is
 	// -yank.no-snapshot (cold boots).
 	snapshots *snapshot.Store
@@ -120,6 +124,18 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 			}
 			offsets = append(offsets, d)
 		}
+	}
+	cutAt := strings.TrimSpace(setting("yank.cut-at", "YANK_CUT_AT"))
+	if cutAt != "" && cutAt != scenario.CutTimed {
+		if _, err := anchor.Parse(cutAt); err != nil {
+			return c, fmt.Errorf("-yank.cut-at: %w, or %q for timed cuts", err, scenario.CutTimed)
+		}
+	}
+	if c.anchorBudget, err = time.ParseDuration(setting("yank.anchor-budget", "YANK_ANCHOR_BUDGET")); err != nil {
+		return c, fmt.Errorf("-yank.anchor-budget: %w", err)
+	}
+	if err := (scenario.Params{AnchorBudget: c.anchorBudget}).Validate(); err != nil {
+		return c, fmt.Errorf("-yank.anchor-budget: %w", err)
 	}
 	repeats, err := strconv.Atoi(setting("yank.repeats", "YANK_REPEATS"))
 	if err != nil {
@@ -189,7 +205,7 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 		return c, err
 	}
 	c.opts = plan.Options{
-		Kernels: ks, Scenarios: scs, Offsets: offsets, Repeats: repeats,
+		Kernels: ks, Scenarios: scs, Offsets: offsets, CutAt: cutAt, Repeats: repeats,
 		Seed: seed, Jitter: jitter, Manifest: m, Fallback: fallback,
 	}
 	return c, nil

@@ -45,7 +45,7 @@ var _ = Describe("hot-unplug", func() {
 func runTrial(ctx SpecContext, t plan.Trial) {
 	g, ok := run.Guests[t.Kernel.Name]
 	Expect(ok).To(BeTrue(), "kernel %s was not prepared in SynchronizedBeforeSuite", t.Kernel.Name)
-	et := engine.Trial{Planned: t.Planned(), Guest: g, Params: cfg.detection.Apply(scenario.Params{IOTimeout: cfg.ioTimeout}), Snapshots: cfg.snapshots}
+	et := engine.Trial{Planned: t.Planned(), Guest: g, Params: cfg.detection.Apply(scenario.Params{IOTimeout: cfg.ioTimeout, AnchorBudget: cfg.anchorBudget}), Snapshots: cfg.snapshots}
 	dir := et.Dir(run.Artifacts)
 	if run.TempRoot {
 		// Evidence of passed trials in a temp root is litter; failures keep it.

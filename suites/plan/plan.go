@@ -5,6 +5,7 @@
 package plan
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -42,8 +43,12 @@ type Options struct {
 	Kernels   []Kernel
 	Scenarios []scenario.Scenario
 	Offsets   []time.Duration // empty: each scenario's own sweep
-	Repeats   int
-	Seed      int64
+	// CutAt is -yank.cut-at, as scenario.Matrix takes it: "" each
+	// scenario's own cut (its cut_at anchor, else timed), "offset" timed
+	// cuts everywhere, else one anchor for every scenario.
+	CutAt   string
+	Repeats int
+	Seed    int64
 	// Seed drives the jitter.
 	// Jitter moves each trial's offset by a seeded random amount in
 	// [-Jitter, +Jitter], so repeats probe around the nominal offset.
@@ -59,20 +64,23 @@ type Trial struct {
 	Scenario scenario.Scenario
 	Nominal  time.Duration // the offset the heatmap column and the expectation use
 	Offset   time.Duration // the offset actually requested (Nominal + jitter)
-	Repeat   int           // 1-based
-	Expect   expect.Expectation
-	Class    expect.Class
-	Smoke    bool
+	// Anchor is the anchored cut's event ("" timed): Nominal and Offset
+	// are then delays after its hit.
+	Anchor string
+	Repeat int // 1-based
+	Expect expect.Expectation
+	Class  expect.Class
+	Smoke  bool
 }
 
 // Planned is the trial as the matrix planned it (engine.RunOne runs it).
 func (t Trial) Planned() scenario.Planned {
-	return scenario.Planned{Kernel: t.Kernel.Name, Scenario: t.Scenario, Nominal: t.Nominal, Offset: t.Offset, Repeat: t.Repeat}
+	return scenario.Planned{Kernel: t.Kernel.Name, Scenario: t.Scenario, Nominal: t.Nominal, Offset: t.Offset, Anchor: t.Anchor, Repeat: t.Repeat}
 }
 
 // Name is the spec text: unique and stable for a given set of knobs.
 func (t Trial) Name() string {
-	s := fmt.Sprintf("%s %s @%s #%d", t.Kernel.Name, t.Scenario.Name, t.Nominal, t.Repeat)
+	s := fmt.Sprintf("%s %s @%s #%d", t.Kernel.Name, t.Scenario.Name, scenario.CutLabel(t.Anchor, t.Nominal), t.Repeat)
 	if t.Offset != t.Nominal {
 		s += fmt.Sprintf(" (at %s)", t.Offset)
 	}
@@ -80,14 +88,16 @@ func (t Trial) Name() string {
 }
 
 // Labels are the Ginkgo labels: kernel:<k>, linux:<major.minor> (when
-// known), scenario:<s>, removal:<r>, offset:<o>, expect:<class> and smoke
-// for the CI subset.
+// known), scenario:<s>, removal:<r>, offset:<o> (the delay after the
+// anchor for an anchored cut), cut-at:<symbol> or cut-at:offset,
+// expect:<class> and smoke for the CI subset.
 func (t Trial) Labels() []string {
 	l := []string{
 		"kernel:" + scenario.SafeName(t.Kernel.Name),
 		"scenario:" + t.Scenario.Name,
 		"removal:" + string(t.Scenario.Removal),
 		"offset:" + t.Nominal.String(),
+		"cut-at:" + scenario.SafeName(cmp.Or(t.Anchor, scenario.CutTimed)),
 		"expect:" + string(t.Class),
 	}
 	if t.Kernel.Version != "" {
@@ -108,7 +118,7 @@ func Build(o Options) ([]Trial, error) {
 	if m == nil {
 		m = expect.Default
 	}
-	matrix := scenario.Matrix{Scenarios: o.Scenarios, Offsets: o.Offsets, Repeats: o.Repeats, Jitter: o.Jitter, Seed: o.Seed}
+	matrix := scenario.Matrix{Scenarios: o.Scenarios, Offsets: o.Offsets, CutAt: o.CutAt, Repeats: o.Repeats, Jitter: o.Jitter, Seed: o.Seed}
 	byName := map[string]Kernel{}
 	for _, k := range o.Kernels {
 		byName[k.Name] = k
@@ -128,9 +138,9 @@ func Build(o Options) ([]Trial, error) {
 			class = expect.None
 		}
 		trials = append(trials, Trial{
-			Kernel: byName[p.Kernel], Scenario: p.Scenario, Nominal: p.Nominal, Offset: p.Offset, Repeat: p.Repeat, Class: class,
+			Kernel: byName[p.Kernel], Scenario: p.Scenario, Nominal: p.Nominal, Offset: p.Offset, Anchor: p.Anchor, Repeat: p.Repeat, Class: class,
 			Expect: m.For(p.Kernel, o.Fallback, p.Scenario.Name, p.Nominal),
-			Smoke:  m.IsSmoke(p.Kernel, p.Scenario.Name, p.Nominal),
+			Smoke:  m.IsSmoke(p.Kernel, p.Scenario.Name, p.Anchor, p.Nominal),
 		})
 	}
 	return trials, nil

@@ -64,9 +64,10 @@ func TestBuildExpandsAndLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 2 kernels x (unbind-race at 1s,2s + surprise-idle at 0s) x 2 repeats.
-	if len(trials) != 12 {
-		t.Fatalf("%d trials, want 12", len(trials))
+	// 2 kernels x (unbind-race at its anchor, del_gendisk+0s, +
+	// surprise-idle timed at 0s) x 2 repeats.
+	if len(trials) != 8 {
+		t.Fatalf("%d trials, want 8", len(trials))
 	}
 	names := map[string]bool{}
 	for _, tr := range trials {
@@ -75,7 +76,7 @@ func TestBuildExpandsAndLabels(t *testing.T) {
 		}
 		names[tr.Name()] = true
 	}
-	find := func(name string) Trial {
+	find := func(trials []Trial, name string) Trial {
 		for _, tr := range trials {
 			if tr.Name() == name {
 				return tr
@@ -84,19 +85,57 @@ func TestBuildExpandsAndLabels(t *testing.T) {
 		t.Fatalf("no trial %s in %v", name, names)
 		return Trial{}
 	}
-	s := find("stock unbind-race @2s #1")
-	if got := strings.Join(s.Labels(), " "); got != "kernel:stock scenario:unbind-race removal:surprise offset:2s expect:bad smoke" {
+	s := find(trials, "stock unbind-race @del_gendisk+0s #1")
+	if got := strings.Join(s.Labels(), " "); got != "kernel:stock scenario:unbind-race removal:surprise offset:0s cut-at:del_gendisk expect:bad smoke" {
 		t.Errorf("labels: %s", got)
 	}
 	if s.Expect.String() != "HANG unbind-del_gendisk" {
 		t.Errorf("expect: %s", s.Expect)
 	}
-	if s := find("stock unbind-race @1s #2"); s.Smoke {
-		t.Error("1s is not smoke")
+	if p := s.Planned(); p.Anchor != "del_gendisk" || p.Offset != 0 {
+		t.Errorf("planned: %+v", p)
 	}
-	m := find("mine surprise-idle @0s #1")
-	if m.Expect.Known || m.Class != expect.None || !m.Smoke {
+	m := find(trials, "mine surprise-idle @0s #1")
+	if m.Expect.Known || m.Class != expect.None || !m.Smoke || m.Anchor != "" {
 		t.Errorf("user kernel: %+v", m)
+	}
+	if got := strings.Join(m.Labels(), " "); !strings.Contains(got, "cut-at:offset") {
+		t.Errorf("timed labels: %s", got)
+	}
+
+	// -yank.cut-at=offset: every scenario timed, at its own offsets.
+	o := options(t)
+	o.CutAt = scenario.CutTimed
+	timed, err := Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(timed) != 12 { // unbind-race at 1s,2s + surprise-idle at 0s
+		t.Fatalf("timed: %d trials, want 12", len(timed))
+	}
+	for _, tr := range timed {
+		names[tr.Name()] = true
+	}
+	if s := find(timed, "stock unbind-race @2s #1"); s.Smoke || s.Anchor != "" {
+		t.Errorf("timed 2s: smoke %v anchor %q (the smoke cut is anchored)", s.Smoke, s.Anchor)
+	}
+
+	// -yank.cut-at=blk_execute_rq@2 with delays: every scenario anchored.
+	o.CutAt, o.Offsets = "blk_execute_rq@2", []time.Duration{0, time.Millisecond}
+	at, err := Build(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(at) != 16 {
+		t.Fatalf("anchored: %d trials, want 16", len(at))
+	}
+	for _, tr := range at {
+		names[tr.Name()] = true
+	}
+	find(at, "mine surprise-idle @blk_execute_rq@2+1ms #2")
+	o.Offsets = []time.Duration{20 * time.Second}
+	if _, err := Build(o); err == nil || !strings.Contains(err.Error(), "after anchor") {
+		t.Errorf("a 20s delay after an anchor: %v", err)
 	}
 }
 

@@ -21,6 +21,8 @@ func init() {
 	flag.String("yank.scenario-file", "", "a JSON file of your own scenarios, joining the built-in ones (env YANK_SCENARIO_FILE; schema: scenario/scenarios.json, examples: scenario/examples)")
 	flag.Duration("yank.io-timeout", 0, "the disk driver's I/O timeout, for devices that have one (env YANK_IO_TIMEOUT; nvme default 5s)")
 	flag.String("yank.offsets", "", "comma-separated removal offsets for every scenario, e.g. 0.5s,1s,2s (env YANK_OFFSETS; default: each scenario's own)")
+	flag.String("yank.cut-at", "", "where the cut lands: a kernel function the guest reaches (SYMBOL, SYMBOL+0xOFF, optionally @N for the N-th hit), cut -yank.offsets after its hit; offset for cuts at -yank.offsets after T0 (env YANK_CUT_AT; default: each scenario's own cut_at, else offsets)")
+	flag.Duration("yank.anchor-budget", 0, "an anchored trial whose anchor is not hit this long after T0 is UNREACHED, with no cut (env YANK_ANCHOR_BUDGET; default 20s)")
 	flag.Int("yank.repeats", 0, "trials per kernel x scenario x offset (env YANK_REPEATS; default 1)")
 	flag.Int64("yank.seed", 0, "seed for the trial order and offset jitter (env YANK_SEED; default: Ginkgo's --seed)")
 	flag.Duration("yank.jitter", 0, "move each trial's offset by a seeded amount in [-jitter, +jitter] (env YANK_JITTER)")
