@@ -185,3 +185,39 @@ func TestLibvirtConnectionDropMidRun(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestLibvirtAnchoredCut runs unbind-race with its anchored cut on a
+// libvirt domain: the domain's QEMU opens its gdbstub on the loopback
+// (qemu:commandline), yank stops the guest at del_gendisk and cuts there.
+// Deterministic: stopped in del_gendisk with writeback outstanding, the
+// stock kernel hangs every time (0 MISSED in 30 anchored trials on local
+// QEMU).
+func TestLibvirtAnchoredCut(t *testing.T) {
+	e2e.Require(t)
+	d := libvirttest.Start(t)
+	unix, err := libvirt.Parse(d.UnixURI() + "#1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := machine.NewPool(machine.PoolMember{Backend: unix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials := matrixTrials(t, []string{"unbind-race"}, []time.Duration{0})
+	trials[0].Anchor = "del_gendisk"
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rows, err := engine.Run(ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Log: tlog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rows[0].Verdict
+	if v.Outcome != scenario.Hang || v.Anchor == nil || v.Anchor.Hits != 1 || v.Window == nil || !v.Window.Hit {
+		t.Fatalf("%s: %s (anchor %+v, window %+v), want a HANG cut at del_gendisk's first hit with the window hit", v.Scenario, v.Outcome, v.Anchor, v.Window)
+	}
+	t.Logf("anchor %s at %s: hit %s after T0, guest paused %s for the cut", v.Anchor.Symbol, v.Anchor.Address, time.Duration(v.Anchor.SinceT0), time.Duration(v.Anchor.Paused))
+	if n := d.QEMUCount(); n != 0 {
+		t.Errorf("%d QEMU processes left on the daemon", n)
+	}
+}

@@ -237,6 +237,9 @@ type RemovalInfo struct {
 	Stopped time.Time `json:"stopped"`
 	Issued  time.Time `json:"issued"`
 	Deleted time.Time `json:"deleted,omitempty"`
+	// Resumed is when yank let the vCPUs run again after a timed cut
+	// (zero for an anchored one: the anchor's Resumed says).
+	Resumed time.Time `json:"resumed,omitempty"`
 }
 
 // Timeline holds the host times of the trial's milestones.

@@ -496,7 +496,7 @@ func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 		}
 		r.v.Timeline.Removal = res.Cut
 		r.cutStopped = res.Stopped
-		r.v.Removal = &scenario.RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted}
+		r.v.Removal = &scenario.RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted, Resumed: res.Resumed}
 		rs.err, rs.deleted = err, res.Deleted
 		close(rs.done)
 		if err != nil {

@@ -5,6 +5,7 @@
 package expect
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yank-dev/yank/anchor"
 	"github.com/yank-dev/yank/scenario"
 )
 
@@ -53,11 +55,14 @@ type Kernel struct {
 // cell (kernel, scenario, offset) must HANG with the classification in
 // at least MinRate of its tested trials, judged once it has MinTrials.
 type Rule struct {
-	Scenario       string             `json:"scenario"` // a scenario name or "*"
-	From           *scenario.Duration `json:"from,omitempty"`
-	To             *scenario.Duration `json:"to,omitempty"`
-	Outcome        scenario.Outcome   `json:"outcome"`
-	Classification string             `json:"classification,omitempty"`
+	Scenario string             `json:"scenario"` // a scenario name or "*"
+	From     *scenario.Duration `json:"from,omitempty"`
+	To       *scenario.Duration `json:"to,omitempty"`
+	// CutAt limits the rule to trials cut at this anchor ("offset": timed
+	// cuts only; "": any cut). From and To are then delays after it.
+	CutAt          string           `json:"cut_at,omitempty"`
+	Outcome        scenario.Outcome `json:"outcome"`
+	Classification string           `json:"classification,omitempty"`
 	// Pointers, so that an explicit 0 is rejected instead of meaning
 	// "exact rule".
 	MinRate   *float64 `json:"min_rate,omitempty"`
@@ -106,6 +111,11 @@ func (r Rule) check(where string) error {
 	default:
 		return fmt.Errorf("%s: outcome %q: want PASS, HANG or RECOVERED", where, r.Outcome)
 	}
+	if r.CutAt != "" && r.CutAt != scenario.CutTimed {
+		if _, err := anchor.Parse(r.CutAt); err != nil {
+			return fmt.Errorf("%s: cut_at: %v, or %q for timed cuts", where, err, scenario.CutTimed)
+		}
+	}
 	if r.From != nil && r.To != nil && *r.From > *r.To {
 		return fmt.Errorf("%s: from %s is after to %s", where, r.From, r.To)
 	}
@@ -127,8 +137,11 @@ func (r Rule) check(where string) error {
 	return nil
 }
 
-func (r Rule) matches(sc string, offset time.Duration) bool {
+func (r Rule) matches(sc, anchor string, offset time.Duration) bool {
 	if r.Scenario != "*" && r.Scenario != sc {
+		return false
+	}
+	if r.CutAt != "" && r.CutAt != cmp.Or(anchor, scenario.CutTimed) {
 		return false
 	}
 	if r.From != nil && offset < time.Duration(*r.From) {
@@ -266,7 +279,7 @@ func (e Expectation) String() string {
 // For returns the expectation for a kernel at a scenario and nominal
 // offset. A kernel missing from the manifest gets the class fallback
 // (-yank.expect); with None, nothing is known.
-func (m *Manifest) For(kernel string, fallback Class, sc string, offset time.Duration) Expectation {
+func (m *Manifest) For(kernel string, fallback Class, sc, anchor string, offset time.Duration) Expectation {
 	k, ok := m.Kernels[kernel]
 	if !ok {
 		k = Kernel{Expect: fallback}
@@ -278,12 +291,12 @@ func (m *Manifest) For(kernel string, fallback Class, sc string, offset time.Dur
 		return Expectation{Known: true, Outcome: r.Outcome, Classification: r.Classification, Rate: r.rate(), Source: source}
 	}
 	for i, r := range k.Rules {
-		if r.matches(sc, offset) {
+		if r.matches(sc, anchor, offset) {
 			return found(r, fmt.Sprintf("kernel %s rule %d", kernel, i+1))
 		}
 	}
 	for i, r := range m.Profiles[k.Expect] {
-		if r.matches(sc, offset) {
+		if r.matches(sc, anchor, offset) {
 			return found(r, fmt.Sprintf("profile %s rule %d", k.Expect, i+1))
 		}
 	}

@@ -43,7 +43,7 @@ func TestFor(t *testing.T) {
 		{"/tmp/bzImage", Fixed, "unbind-race", 2 * time.Second, "PASS"},
 		{"/tmp/bzImage", Fixed, "surprise-io", 9 * time.Second, "PASS"},
 	} {
-		if got := m.For(tc.kernel, tc.fallback, tc.sc, tc.offset).String(); got != tc.want {
+		if got := m.For(tc.kernel, tc.fallback, tc.sc, "", tc.offset).String(); got != tc.want {
 			t.Errorf("For(%s, %s, %s, %s) = %s, want %s", tc.kernel, tc.fallback, tc.sc, tc.offset, got, tc.want)
 		}
 	}
@@ -60,7 +60,7 @@ func TestDefaultRunIsCovered(t *testing.T) {
 				t.Errorf("%s has no default offsets", sc.Name)
 			}
 			for _, off := range sc.Offsets {
-				if e := Default.For(k, None, sc.Name, time.Duration(off)); !e.Known {
+				if e := Default.For(k, None, sc.Name, "", time.Duration(off)); !e.Known {
 					t.Errorf("%s %s @%s: %s", k, sc.Name, off, e.Source)
 				}
 				n++
@@ -73,11 +73,11 @@ func TestDefaultRunIsCovered(t *testing.T) {
 }
 
 func TestRateRule(t *testing.T) {
-	e := Default.For("stock", None, "surprise-io", 2*time.Second)
+	e := Default.For("stock", None, "surprise-io", "", 2*time.Second)
 	if e.Rate == nil || e.Rate.MinRate != 0.5 || e.Rate.MinTrials != 3 || e.Source != "profile bad rule 2" {
 		t.Fatalf("surprise-io on stock: %+v", e)
 	}
-	if e := Default.For("stock", None, "unbind-race", 2*time.Second); e.Rate != nil {
+	if e := Default.For("stock", None, "unbind-race", "", 2*time.Second); e.Rate != nil {
 		t.Errorf("unbind-race is an exact rule: %+v", e.Rate)
 	}
 }
@@ -91,7 +91,7 @@ func TestAddingAFixedKernelIsOneEntry(t *testing.T) {
 	// The fix is virtio-blk's: on its scenarios a fixed kernel passes
 	// everything (nvme and virtio-scsi keep their own rules).
 	for _, sc := range scenario.DefaultNames() {
-		if e := m.For("rfc-v3-virtio", None, sc, 2*time.Second); e.String() != "PASS" {
+		if e := m.For("rfc-v3-virtio", None, sc, "", 2*time.Second); e.String() != "PASS" {
 			t.Errorf("%s: %s, want PASS", sc, e)
 		}
 	}
@@ -107,10 +107,10 @@ func TestKernelRulesComeFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := m.For("half", None, "surprise-io", 2*time.Second); e.String() != "HANG pciehp-del_gendisk" || !strings.Contains(e.Source, "kernel half") {
+	if e := m.For("half", None, "surprise-io", "", 2*time.Second); e.String() != "HANG pciehp-del_gendisk" || !strings.Contains(e.Source, "kernel half") {
 		t.Errorf("surprise-io: %s (%s)", e, e.Source)
 	}
-	if e := m.For("half", None, "unbind-race", 2*time.Second); e.String() != "PASS" {
+	if e := m.For("half", None, "unbind-race", "", 2*time.Second); e.String() != "PASS" {
 		t.Errorf("unbind-race: %s", e)
 	}
 }
@@ -266,5 +266,27 @@ func TestParseClass(t *testing.T) {
 	}
 	if _, err := ParseClass("good"); err == nil {
 		t.Error("accepted good")
+	}
+}
+
+// A rule can hold for one cut only: the fixed kernels hang
+// virtio-scsi-unbind-race when cut at blk_execute_rq (the flush is in
+// flight at the disconnect), and pass it cut earlier or timed.
+func TestRuleByCut(t *testing.T) {
+	for _, tc := range []struct {
+		anchor string
+		want   string
+	}{
+		{"blk_execute_rq", "HANG other-d-state"},
+		{"del_gendisk", "PASS"},
+		{"", "PASS"},
+	} {
+		if got := Default.For("rfc-v3-virtio", None, "virtio-scsi-unbind-race", tc.anchor, 0).String(); got != tc.want {
+			t.Errorf("cut at %q: %s, want %s", tc.anchor, got, tc.want)
+		}
+	}
+	bad := `{"kernels": {}, "profiles": {"bad": [{"scenario": "surprise-io", "cut_at": "ksys_sync+16", "outcome": "PASS"}]}}`
+	if _, err := Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "cut_at") {
+		t.Errorf("a bad cut_at: %v", err)
 	}
 }

@@ -70,7 +70,7 @@ func runTrial(ctx SpecContext, t plan.Trial) {
 
 	rec := report.Record{
 		Kernel: t.Kernel.Name, Scenario: t.Scenario.Name, Removal: string(t.Scenario.Removal),
-		Offset: scenario.Duration(t.Nominal), Repeat: t.Repeat, Seed: cfg.opts.Seed, Verdict: v,
+		Offset: scenario.Duration(t.Nominal), Anchor: t.Anchor, Repeat: t.Repeat, Seed: cfg.opts.Seed, Verdict: v,
 	}
 	j := rec.Judge(t.Expect)
 	addEvidence(rec, dir)

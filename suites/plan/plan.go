@@ -139,7 +139,7 @@ func Build(o Options) ([]Trial, error) {
 		}
 		trials = append(trials, Trial{
 			Kernel: byName[p.Kernel], Scenario: p.Scenario, Nominal: p.Nominal, Offset: p.Offset, Anchor: p.Anchor, Repeat: p.Repeat, Class: class,
-			Expect: m.For(p.Kernel, o.Fallback, p.Scenario.Name, p.Nominal),
+			Expect: m.For(p.Kernel, o.Fallback, p.Scenario.Name, p.Anchor, p.Nominal),
 			Smoke:  m.IsSmoke(p.Kernel, p.Scenario.Name, p.Anchor, p.Nominal),
 		})
 	}

@@ -71,7 +71,7 @@ func matrixRecords(t *testing.T, root string) []Record {
 		}
 		rec := Record{Kernel: kernel, Scenario: sc, Removal: "surprise", Offset: scenario.Duration(offset),
 			Repeat: repeat, Seed: 7, Verdict: verdict(t, kernel, sc, offset, o, dir)}
-		rec.Judge(expect.Default.For(kernel, expect.None, sc, offset))
+		rec.Judge(expect.Default.For(kernel, expect.None, sc, "", offset))
 		recs = append(recs, rec)
 	}
 	H, P, M := scenario.Hang, scenario.Pass, scenario.Missed

@@ -33,7 +33,7 @@ func TestRender(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	html := string(b)
 	cellTD := func(sc, kernel string, off time.Duration) string {
-		a := m.Cell(sc, kernel, off).Anchor
+		a := m.Cell(sc, kernel, off).Ref
 		i := strings.Index(html, `<a href="#`+a+`"><span class="count">`)
 		if i < 0 {
 			t.Fatalf("no heatmap cell %s", a)
@@ -43,7 +43,7 @@ func TestRender(t *testing.T) {
 	for _, want := range []string{
 		`<span class="count">3/5</span>`, `<span class="count">5/5</span>`, `1 INFRA-ERROR`,
 		`seed 7`, `unexpected: 3`, `not judged: 4`, `hang rate below its rule: 1`,
-		`href="#` + m.Cell("unbind-race", "stock", 1e9).Anchor + `"`, `id="` + m.Cell("unbind-race", "stock", 1e9).Anchor + `"`,
+		`href="#` + m.Cell("unbind-race", "stock", 1e9).Ref + `"`, `id="` + m.Cell("unbind-race", "stock", 1e9).Ref + `"`,
 		`del_gendisk&#43;0x81/0x223`,                // the stuck stack, inline
 		`unbind_store&#43;0x4f/0x6b &lt;script&gt;`, // escaped
 		`href="artifacts/stock/unbind-race/1s-r1/console.log"`,

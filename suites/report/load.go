@@ -154,6 +154,9 @@ func recordOf(sr types.SpecReport) (Record, bool, error) {
 		}
 		off, _ := time.ParseDuration(labels["offset"])
 		rec = Record{Kernel: labels["kernel"], Scenario: labels["scenario"], Removal: labels["removal"], Offset: scenario.Duration(off)}
+		if a := labels["cut-at"]; a != "" && a != scenario.CutTimed {
+			rec.Anchor = a
+		}
 	}
 	rec.Spec = sr.LeafNodeText
 	rec.State = sr.State.String()
@@ -200,6 +203,9 @@ func LoadVerdicts(dir string) (Input, error) {
 // of its dir ("2s-r3" in yank run and suite trees) for the repeat number.
 func recordFromVerdict(v scenario.Verdict, trialDir string) Record {
 	rec := Record{Kernel: v.Kernel, Scenario: v.Scenario, Offset: v.RequestedOffset, Verdict: v, Repeat: 1}
+	if v.Anchor != nil {
+		rec.Anchor = v.Anchor.Spec
+	}
 	if sc, err := scenario.Lookup(v.Scenario); err == nil {
 		rec.Removal = string(sc.Removal)
 	}
@@ -207,10 +213,15 @@ func recordFromVerdict(v scenario.Verdict, trialDir string) Record {
 		if n, err := strconv.Atoi(trialDir[i+2:]); err == nil {
 			rec.Repeat = n
 		}
-		if d, err := time.ParseDuration(trialDir[:i]); err == nil {
+		// "<offset>" or "<anchor>+<delay>" (scenario.CutLabel).
+		cut := trialDir[:i]
+		if rec.Anchor != "" {
+			cut = strings.TrimPrefix(cut, scenario.SafeName(rec.Anchor)+"+")
+		}
+		if d, err := time.ParseDuration(cut); err == nil {
 			rec.Offset = scenario.Duration(d) // the nominal offset, if the suite jittered it
 		}
 	}
-	rec.Judge(expect.Default.For(v.Kernel, expect.None, v.Scenario, time.Duration(rec.Offset)))
+	rec.Judge(expect.Default.For(v.Kernel, expect.None, v.Scenario, rec.Anchor, time.Duration(rec.Offset)))
 	return rec
 }

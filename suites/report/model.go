@@ -20,7 +20,8 @@ import (
 type CellRate struct {
 	Kernel   string            `json:"kernel"`
 	Scenario string            `json:"scenario"`
-	Offset   scenario.Duration `json:"offset"` // nominal
+	Offset   scenario.Duration `json:"offset"` // nominal (the delay after Anchor's hit for an anchored cut)
+	Anchor   string            `json:"anchor,omitempty"`
 	scenario.Rate
 	Text     string           `json:"text"` // Rate.String()
 	Expect   string           `json:"expect,omitempty"`
@@ -31,8 +32,14 @@ type CellRate struct {
 	Judgement *expect.Judgement `json:"judgement,omitempty"`
 }
 
-// Name is "<kernel> <scenario> @<offset>".
-func (c CellRate) Name() string { return fmt.Sprintf("%s %s @%s", c.Kernel, c.Scenario, c.Offset) }
+// Name is "<kernel> <scenario> @<cut>" (the cut as scenario.CutLabel
+// writes it: "2s", "del_gendisk+0s").
+func (c CellRate) Name() string {
+	return fmt.Sprintf("%s %s @%s", c.Kernel, c.Scenario, scenario.CutLabel(c.Anchor, time.Duration(c.Offset)))
+}
+
+// CutLabel is the cell's cut as tables name it.
+func (c CellRate) CutLabel() string { return scenario.CutLabel(c.Anchor, time.Duration(c.Offset)) }
 
 // String is one line: the cell, its rate and, under a rate rule, the
 // judgement.
@@ -53,8 +60,8 @@ type Cell struct {
 	Problems  int // trials that did not meet their expectation
 	NotJudged int // trials that said nothing either way (spec skipped)
 	Outcomes  map[scenario.Outcome]int
-	Trials    []int // indexes into Model.Trials
-	Anchor    string
+	Trials    []int  // indexes into Model.Trials
+	Ref       string // the cell's id in the HTML page
 }
 
 // Count is the cell's label: hangs over tested trials ("2/3"), or "not
@@ -115,16 +122,17 @@ func (c *Cell) judge(trials []Trial) {
 	}
 }
 
-// Heatmap is one scenario: kernels down, offsets across.
+// Heatmap is one scenario: kernels down, cuts (offsets, or delays after
+// an anchor) across.
 type Heatmap struct {
 	Scenario    string
 	Removal     string
 	Description string
-	Offsets     []time.Duration
+	Cuts        []Cut
 	Rows        []Row
 }
 
-// Row is one kernel's cells, one per offset (nil where it has no trials).
+// Row is one kernel's cells, one per cut (nil where it has no trials).
 type Row struct {
 	Kernel string
 	Cells  []*Cell
@@ -187,8 +195,8 @@ func Build(in Input, outDir string) Model {
 		if a.Kernel != b.Kernel {
 			return a.Kernel < b.Kernel
 		}
-		if a.Offset != b.Offset {
-			return a.Offset < b.Offset
+		if a.Cut() != b.Cut() {
+			return a.Cut().less(b.Cut())
 		}
 		return a.Repeat < b.Repeat
 	})
@@ -215,15 +223,15 @@ func Build(in Input, outDir string) Model {
 			byScenario[r.Scenario] = h
 			order = append(order, r.Scenario)
 		}
-		off := time.Duration(r.Offset)
-		if !slices.Contains(h.Offsets, off) {
-			h.Offsets = append(h.Offsets, off)
+		cut := r.Cut()
+		if !slices.Contains(h.Cuts, cut) {
+			h.Cuts = append(h.Cuts, cut)
 		}
-		key := r.Scenario + "|" + r.Kernel + "|" + off.String()
+		key := r.Scenario + "|" + r.Kernel + "|" + cut.String()
 		c := cells[key]
 		if c == nil {
-			c = &Cell{CellRate: CellRate{Kernel: r.Kernel, Scenario: r.Scenario, Offset: r.Offset}, Outcomes: map[scenario.Outcome]int{},
-				Anchor: "cell-" + anchorSafe(r.Scenario+"-"+r.Kernel+"-"+off.String())}
+			c = &Cell{CellRate: CellRate{Kernel: r.Kernel, Scenario: r.Scenario, Offset: r.Offset, Anchor: r.Anchor}, Outcomes: map[scenario.Outcome]int{},
+				Ref: "cell-" + anchorSafe(r.Scenario+"-"+r.Kernel+"-"+cut.String())}
 			cells[key] = c
 		}
 		c.Total++
@@ -238,7 +246,15 @@ func Build(in Input, outDir string) Model {
 	}
 	for _, name := range order {
 		h := byScenario[name]
-		slices.Sort(h.Offsets)
+		slices.SortFunc(h.Cuts, func(a, b Cut) int {
+			if a == b {
+				return 0
+			}
+			if a.less(b) {
+				return -1
+			}
+			return 1
+		})
 		var kernels []string
 		for _, t := range m.Trials {
 			if t.Scenario == name && !slices.Contains(kernels, t.Kernel) {
@@ -247,8 +263,8 @@ func Build(in Input, outDir string) Model {
 		}
 		for _, k := range kernels {
 			row := Row{Kernel: k}
-			for _, off := range h.Offsets {
-				c := cells[name+"|"+k+"|"+off.String()]
+			for _, cut := range h.Cuts {
+				c := cells[name+"|"+k+"|"+cut.String()]
 				if c != nil {
 					c.judge(m.Trials)
 					m.Rates = append(m.Rates, c.CellRate)
@@ -263,8 +279,14 @@ func Build(in Input, outDir string) Model {
 	return m
 }
 
-// Cell finds a heatmap cell (nil if there is none); for tests and tools.
+// Cell finds the heatmap cell of a timed cut (nil if there is none); for
+// tests and tools.
 func (m Model) Cell(sc, kernel string, offset time.Duration) *Cell {
+	return m.CellAt(sc, kernel, Cut{Offset: offset})
+}
+
+// CellAt finds the heatmap cell of a cut (nil if there is none).
+func (m Model) CellAt(sc, kernel string, cut Cut) *Cell {
 	for _, h := range m.Heatmaps {
 		if h.Scenario != sc {
 			continue
@@ -273,8 +295,8 @@ func (m Model) Cell(sc, kernel string, offset time.Duration) *Cell {
 			if r.Kernel != kernel {
 				continue
 			}
-			for i, off := range h.Offsets {
-				if off == offset {
+			for i, c := range h.Cuts {
+				if c == cut {
 					return r.Cells[i]
 				}
 			}

@@ -56,11 +56,11 @@ func TestBuildCells(t *testing.T) {
 			t.Errorf("%s: rate rule %q (%+v), want %q", c.Name(), judged, c.Judgement, tc.judged)
 		}
 		if len(c.Trials) != c.Total {
-			t.Errorf("%s: %d trial links for %d trials", c.Anchor, len(c.Trials), c.Total)
+			t.Errorf("%s: %d trial links for %d trials", c.Ref, len(c.Trials), c.Total)
 		}
 		for _, i := range c.Trials {
 			if tr := m.Trials[i]; tr.Kernel != tc.kernel || tr.Scenario != tc.sc || time.Duration(tr.Offset) != tc.offset {
-				t.Errorf("cell %s links trial %s", c.Anchor, tr.ID)
+				t.Errorf("cell %s links trial %s", c.Ref, tr.ID)
 			}
 		}
 	}
@@ -85,8 +85,8 @@ func TestBuildCells(t *testing.T) {
 		t.Errorf("heatmaps %v", names)
 	}
 	h := m.Heatmaps[2]
-	if !slices.Equal(h.Offsets, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}) || h.Rows[0].Kernel != "rfc-v3-virtio" || h.Removal != "surprise" {
-		t.Errorf("unbind-race heatmap: offsets %v, first row %s", h.Offsets, h.Rows[0].Kernel)
+	if !slices.Equal(h.Cuts, []Cut{{Offset: time.Second}, {Offset: 2 * time.Second}, {Offset: 4 * time.Second}}) || h.Rows[0].Kernel != "rfc-v3-virtio" || h.Removal != "surprise" {
+		t.Errorf("unbind-race heatmap: cuts %v, first row %s", h.Cuts, h.Rows[0].Kernel)
 	}
 }
 
@@ -165,5 +165,32 @@ func TestTimings(t *testing.T) {
 	}
 	if ts[6].N != 2 {
 		t.Errorf("unbind-race MISSED timing %+v", ts[6])
+	}
+}
+
+// An anchored cut is its own column, named as the tables name it, apart
+// from a timed cut of the same delay; the trial dir names it too.
+func TestAnchoredCutColumns(t *testing.T) {
+	v := scenario.Verdict{Kernel: "stock", Scenario: "unbind-race", Outcome: scenario.Hang,
+		Anchor: &scenario.AnchorHit{Spec: "del_gendisk", Symbol: "del_gendisk"}}
+	anchored := recordFromVerdict(v, "del_gendisk+0s-r2")
+	if anchored.Anchor != "del_gendisk" || anchored.Offset != 0 || anchored.Repeat != 2 || anchored.Expect != "HANG unbind-del_gendisk" {
+		t.Fatalf("anchored record: %+v", anchored)
+	}
+	timed := recordFromVerdict(scenario.Verdict{Kernel: "stock", Scenario: "unbind-race", Outcome: scenario.Hang}, "0s-r1")
+	m := Build(Input{Records: []Record{anchored, timed}}, "")
+	if len(m.Heatmaps) != 1 {
+		t.Fatalf("%d heatmaps", len(m.Heatmaps))
+	}
+	var cols []string
+	for _, c := range m.Heatmaps[0].Cuts {
+		cols = append(cols, c.String())
+	}
+	if strings.Join(cols, " ") != "0s del_gendisk+0s" {
+		t.Errorf("columns %v, want the timed 0s, then del_gendisk+0s", cols)
+	}
+	c := m.CellAt("unbind-race", "stock", Cut{Anchor: "del_gendisk"})
+	if c == nil || c.Total != 1 || c.Name() != "stock unbind-race @del_gendisk+0s" {
+		t.Errorf("anchored cell: %+v", c)
 	}
 }

@@ -28,8 +28,11 @@ type Record struct {
 	// Offset is the nominal offset: the heatmap column. The verdict's
 	// requested_offset differs from it when the suite jitters offsets.
 	Offset scenario.Duration `json:"offset"`
-	Repeat int               `json:"repeat"`
-	Seed   int64             `json:"seed"`
+	// Anchor is the anchored cut's event ("" timed): Offset is then the
+	// delay after its hit, and the column is the cut (Cut).
+	Anchor string `json:"anchor,omitempty"`
+	Repeat int    `json:"repeat"`
+	Seed   int64  `json:"seed"`
 	// Expect is "HANG <classification>", "PASS" or "unknown", with the
 	// rate rule if there is one.
 	Expect string `json:"expect"`
@@ -46,6 +49,28 @@ type Record struct {
 	// Filled in by the loaders, not by the suite.
 	Spec  string `json:"spec,omitempty"`  // Ginkgo spec text
 	State string `json:"state,omitempty"` // Ginkgo spec state (passed, failed, timedout...)
+}
+
+// Cut is the record's heatmap column.
+func (r Record) Cut() Cut { return Cut{Anchor: r.Anchor, Offset: time.Duration(r.Offset)} }
+
+// Cut is a heatmap column: an offset after T0, or a delay after an
+// anchor's hit.
+type Cut struct {
+	Anchor string
+	Offset time.Duration
+}
+
+// String is the cut as tables name it (scenario.CutLabel).
+func (c Cut) String() string { return scenario.CutLabel(c.Anchor, c.Offset) }
+
+// less orders timed cuts first, by offset, then anchored ones by anchor
+// and delay.
+func (c Cut) less(d Cut) bool {
+	if c.Anchor != d.Anchor {
+		return c.Anchor < d.Anchor
+	}
+	return c.Offset < d.Offset
 }
 
 // Judge records the expectation and holds the verdict against it.
