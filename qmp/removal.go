@@ -85,6 +85,7 @@ type SurpriseCut struct {
 	id     string
 	res    SurpriseResult
 	expCap int
+	mark   int // the event journal before the cut (AwaitDeleted)
 }
 
 // PrepareSurprise resolves id's root port through query-pci and finds the
@@ -130,17 +131,43 @@ func (cut *SurpriseCut) Fire(ctx context.Context) (SurpriseResult, error) {
 
 // FireStopped is Fire on a guest whose vCPUs something else stopped (a
 // gdbstub at a breakpoint): it neither stops nor resumes them, which
-// saves two monitor round trips inside the stop. Resumed is left zero:
-// the caller resumes.
+// saves two monitor round trips inside the stop, and it does not wait
+// for DEVICE_DELETED, so the caller can resume the guest at once and
+// then AwaitDeleted. Resumed is left zero: the caller resumes.
 func (cut *SurpriseCut) FireStopped(ctx context.Context) (SurpriseResult, error) {
-	res, err := cut.fire(ctx, cut.latched)
+	res, err := cut.cutPower(ctx, cut.latched)
 	res.Resumed = time.Time{}
 	return res, err
 }
 
+// AwaitDeleted waits for the DEVICE_DELETED that follows FireStopped's
+// cut and records it in res.
+func (cut *SurpriseCut) AwaitDeleted(ctx context.Context, res *SurpriseResult) error {
+	// The unplug is synchronous inside the config write, so DEVICE_DELETED
+	// is normally in the journal already.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	e, err := cut.c.WaitEvent(wctx, cut.mark, IsDeviceDeleted(cut.id))
+	if err != nil {
+		return fmt.Errorf("surprise removal of %q: QEMU did not unplug it after the slot power cut: %w", cut.id, err)
+	}
+	res.Deleted = e.Time
+	return nil
+}
+
 func (cut *SurpriseCut) fire(ctx context.Context, around func(context.Context, func(configSpace) error) error) (SurpriseResult, error) {
+	res, err := cut.cutPower(ctx, around)
+	if err != nil {
+		return res, err
+	}
+	return res, cut.AwaitDeleted(ctx, &res)
+}
+
+// cutPower writes "power off" into the port's Slot Control inside
+// around (the vCPUs stopped) and puts the guest's value back.
+func (cut *SurpriseCut) cutPower(ctx context.Context, around func(context.Context, func(configSpace) error) error) (SurpriseResult, error) {
 	c, id := cut.c, cut.id
-	mark := c.EventJournal().Mark()
+	cut.mark = c.EventJournal().Mark()
 	res := cut.res
 	err := around(ctx, func(cfg configSpace) error {
 		res.Stopped = time.Now()
@@ -152,30 +179,21 @@ func (cut *SurpriseCut) fire(ctx context.Context, around func(context.Context, f
 		if ctl&slotCtlPowerOff == slotCtlPowerOff {
 			return fmt.Errorf("surprise removal of %q: slot %s is already powered off (slot control %#x); was the device removed already?", id, res.PortID, ctl)
 		}
-		if err := cfg.write(ctx, cut.expCap+pciExpSlotCtl, 2, ctl|slotCtlPowerOff); err != nil {
+		// The read left CONFIG_ADDRESS on Slot Control and the vCPUs
+		// are stopped: the writes need no select of their own (two
+		// monitor round trips fewer while the guest stands still).
+		if err := cfg.writeSelected(ctx, cut.expCap+pciExpSlotCtl, 2, ctl|slotCtlPowerOff); err != nil {
 			return err
 		}
 		res.Cut = time.Now()
 		// Put the guest's value back: if the guest read "power off" it
 		// would log "Slot(N): Already disabled" and skip the removal.
-		return cfg.write(ctx, cut.expCap+pciExpSlotCtl, 2, ctl)
+		return cfg.writeSelected(ctx, cut.expCap+pciExpSlotCtl, 2, ctl)
 	})
 	if !res.Cut.IsZero() {
 		res.Resumed = time.Now()
 	}
-	if err != nil {
-		return res, err
-	}
-	// The unplug is synchronous inside the config write, so DEVICE_DELETED
-	// is normally in the journal already.
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	e, err := c.WaitEvent(wctx, mark, IsDeviceDeleted(id))
-	if err != nil {
-		return res, fmt.Errorf("surprise removal of %q: QEMU did not unplug it after the slot power cut: %w", id, err)
-	}
-	res.Deleted = e.Time
-	return res, nil
+	return res, err
 }
 
 // paused runs fn with the vCPUs stopped and the guest's CONFIG_ADDRESS
@@ -293,6 +311,12 @@ func (cs configSpace) write(ctx context.Context, reg, size int, val uint32) erro
 	if err := cs.select_(ctx, reg); err != nil {
 		return err
 	}
+	return cs.out(ctx, 0xcfc+(reg&3), size, val)
+}
+
+// writeSelected writes reg when CONFIG_ADDRESS already selects it (the
+// last access was to the same dword, with the guest stopped since).
+func (cs configSpace) writeSelected(ctx context.Context, reg, size int, val uint32) error {
 	return cs.out(ctx, 0xcfc+(reg&3), size, val)
 }
 

@@ -214,6 +214,18 @@ wait:
 	return w.stop, started, w.err
 }
 
+// resumeAtAnchor lets the guest go after the cut at the anchor (once:
+// later calls do nothing), recording when.
+func (r *runner) resumeAtAnchor(ctx context.Context) {
+	an := r.v.Anchor
+	if an == nil || !an.Resumed.IsZero() {
+		return
+	}
+	r.resumeErr = r.release(ctx)
+	an.Resumed = time.Now()
+	an.Paused = scenario.Duration(an.Resumed.Sub(an.HitHost))
+}
+
 // errTriggerFailed: the trigger failed while the cut waited (its own
 // INFRA-ERROR is the verdict).
 var errTriggerFailed = errors.New("the trigger failed")
@@ -287,15 +299,14 @@ func (r *runner) anchoredRemove(ctx context.Context) *removalState {
 	r.note("anchor %s hit (hit %d, vCPU %s)", r.p.Anchor, an.Hits, st.Thread)
 	ok := true
 	if r.p.Offset == 0 {
-		// The guest is stopped at the anchor: cut now, then let it go.
+		// The guest is stopped at the anchor: cut now; fire lets it go
+		// right after the cut (resumeAtAnchor).
 		r.atAnchor = true
 		ok = r.fire(ctx, rs)
 		r.atAnchor = false
-		err := r.release(ctx)
-		an.Resumed = time.Now()
-		an.Paused = scenario.Duration(an.Resumed.Sub(st.At))
-		if err != nil && ok {
-			r.infra("resuming the guest after the cut at anchor %s: %v", r.p.Anchor, err)
+		r.resumeAtAnchor(ctx) // if fire failed before the cut
+		if r.resumeErr != nil && ok {
+			r.infra("resuming the guest after the cut at anchor %s: %v", r.p.Anchor, r.resumeErr)
 			ok = false
 		}
 		r.cutStopped = st.At // the guest clock stood still from the hit to the resume

@@ -119,6 +119,7 @@ type runner struct {
 	samplesErr error
 	armed      *armed // the anchored cut's breakpoint (nil: timed cut)
 	atAnchor   bool   // the vCPUs stand at the anchor's breakpoint now
+	resumeErr  error  // resuming the guest after the cut at the anchor
 	// probes are every look at the guest after the removal, in order
 	// (probes.jsonl: what scenario.Decide decided from).
 	probes   []scenario.Probe
@@ -485,11 +486,19 @@ func (r *runner) afterRemoval() {
 func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 	switch r.t.Scenario.Removal {
 	case scenario.RemovalSurprise:
-		fire := r.cut.Fire
+		var res qmp.SurpriseResult
+		var err error
 		if r.atAnchor {
-			fire = r.cut.FireStopped // the gdbstub holds the vCPUs
+			// The gdbstub holds the vCPUs: cut, let the guest go at once,
+			// then wait for QEMU's DEVICE_DELETED.
+			res, err = r.cut.FireStopped(ctx)
+			r.resumeAtAnchor(ctx)
+			if err == nil {
+				err = r.cut.AwaitDeleted(ctx, &res)
+			}
+		} else {
+			res, err = r.cut.Fire(ctx)
 		}
-		res, err := fire(ctx)
 		if res.Cut.IsZero() {
 			r.infra("surprise removal failed: %v", err)
 			return false
