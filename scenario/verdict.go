@@ -141,7 +141,8 @@ type AnchorHit struct {
 	Hit        int    `json:"hit"`        // the hit that cut (@N)
 	Hits       int    `json:"hits"`       // hits after T0 (fewer than Hit: UNREACHED)
 	// Early is how many hits came before the trigger's T0: the function
-	// ran for something else (writeback, the sampler); stepped over.
+	// ran for something else (writeback, the sampler), so the breakpoint
+	// was lifted until T0.
 	Early int `json:"early,omitempty"`
 	// Delay is the cut's delay after the hit (0: cut while the guest
 	// stood at the anchor).

@@ -491,8 +491,11 @@ func printkStamp(line string) (time.Duration, string, bool) {
 // (drivers/pci/hotplug/pciehp_ctrl.c).
 var (
 	surprisePathPattern = regexp.MustCompile(`pciehp: Slot\(\S+\): (Card not present|Link Down)`)
-	buttonPathPattern   = regexp.MustCompile(`pciehp: Slot\(\S+\): Powering off due to button press`)
-	t1Pattern           = regexp.MustCompile(`YANK-T1 rc=(\d+)`)
+	// 6.1 logs "Powering off due to button press" at the press; 6.12
+	// logs "Button press: will power off in 5 sec" then, and its
+	// "Powering off" line only 5 s later.
+	buttonPathPattern = regexp.MustCompile(`pciehp: Slot\(\S+\): (Powering off due to button press|Button press: will power off in)`)
+	t1Pattern         = regexp.MustCompile(`YANK-T1 rc=(\d+)`)
 )
 
 // TriggerMarker is printed to /dev/kmsg right before the trigger's

@@ -296,3 +296,24 @@ func TestJudgeWindowAnchored(t *testing.T) {
 		})
 	}
 }
+
+// The removal path lines of both kernels yank builds (real console
+// lines: 6.1's and 6.12's pciehp word the button press differently).
+func TestRemovalPathLines(t *testing.T) {
+	for _, tc := range []struct {
+		r    Removal
+		line string
+		want bool
+	}{
+		{RemovalGraceful, "pcieport 0000:00:02.0: pciehp: Slot(1): Powering off due to button press", true},      // 6.1
+		{RemovalGraceful, "pcieport 0000:00:02.0: pciehp: Slot(1): Button press: will power off in 5 sec", true}, // 6.12
+		{RemovalGraceful, "pcieport 0000:00:02.0: pciehp: Slot(1): Button press: will power on in 5 sec", false}, // not a removal
+		{RemovalSurprise, "pcieport 0000:00:02.0: pciehp: Slot(1): Card not present", true},
+		{RemovalSurprise, "pcieport 0000:00:02.0: pciehp: Slot(1): Link Down", true},
+		{RemovalSurprise, "pcieport 0000:00:02.0: pciehp: Slot(1): Powering off due to button press", false},
+	} {
+		if got := removalPathPattern(tc.r).MatchString(tc.line); got != tc.want {
+			t.Errorf("%s %q: %v, want %v", tc.r, tc.line, got, tc.want)
+		}
+	}
+}

@@ -17,7 +17,8 @@ import (
 // can come before it is in place. The trigger then starts on its own
 // goroutine, because the hit may come before the guest agent has even
 // answered the exec (the guest stands still at the breakpoint until the
-// cut is made). Hits before the trigger's YANK-T0 line are stepped over;
+// cut is made). A hit before the trigger's YANK-T0 line lifts the
+// breakpoint until T0 (the function also runs for other reasons);
 // on the N-th hit after it every vCPU is stopped: with no delay the
 // prepared cut fires during that stop (the guest is at the anchor at the
 // cut, to the instruction), then the breakpoint is removed and the guest
@@ -56,15 +57,15 @@ type armed struct {
 	kind gdbstub.BreakKind
 	gdb  *gdbstub.Client
 
-	// afterT0 reports (waiting up to earlyWait) whether the trigger's
-	// YANK-T0 line is on the console: a hit before it is not the
+	// t0 waits up to wait for the trigger's YANK-T0 line on the console
+	// and reports whether it is there: a hit before it is not the
 	// trigger's.
-	afterT0 func(ctx context.Context) bool
-	result  chan watched // the decisive hit, or why there is none
-	cancel  context.CancelFunc
-	done    chan struct{} // watch returned; early and hits are then final
-	early   int           // hits before T0, stepped over
-	hits    int           // hits after T0
+	t0     func(ctx context.Context, wait time.Duration) bool
+	result chan watched // the decisive hit, or why there is none
+	cancel context.CancelFunc
+	done   chan struct{} // watch returned; early and hits are then final
+	early  int           // hits before T0, stepped over
+	hits   int           // hits after T0
 }
 
 type watched struct {
@@ -75,7 +76,7 @@ type watched struct {
 // earlyWait is how long a hit waits for T0 to show before it counts as
 // before the trigger: the guest stands still at the hit, so a T0 line it
 // printed before is already on its way through the serial console.
-const earlyWait = 50 * time.Millisecond
+const earlyWait = 10 * time.Millisecond
 
 // arm connects to the guest's gdbstub (which stops the guest), inserts
 // the breakpoint, resumes the guest and starts watching for hits.
@@ -104,13 +105,13 @@ func (r *runner) arm(ctx context.Context) bool {
 		return false
 	}
 	mark := r.m.Console.Mark()
-	afterT0 := func(ctx context.Context) bool {
-		wctx, cancel := context.WithTimeout(ctx, earlyWait)
+	t0 := func(ctx context.Context, wait time.Duration) bool {
+		wctx, cancel := context.WithTimeout(ctx, wait)
 		defer cancel()
 		_, err := r.m.Console.Wait(wctx, mark, scenario.TriggerMarker+" ")
 		return err == nil
 	}
-	g := &armed{a: a, addr: addr, kind: kind, gdb: gdb, afterT0: afterT0, result: make(chan watched, 1), done: make(chan struct{})}
+	g := &armed{a: a, addr: addr, kind: kind, gdb: gdb, t0: t0, result: make(chan watched, 1), done: make(chan struct{})}
 	r.armed = g
 	if err := gdb.SetBreakpoint(actx, kind, addr); err != nil {
 		close(g.done)
@@ -148,9 +149,12 @@ func (g *armed) watch(ctx context.Context) {
 			}
 			continue
 		}
-		if !g.afterT0(ctx) {
+		if !g.t0(ctx, earlyWait) {
+			// The function runs for something else before the trigger
+			// (writeback, the sampler): lift the breakpoint until T0
+			// rather than stop the guest at every call.
 			g.early++
-			if err := g.stepOver(ctx); err != nil {
+			if err := g.rearmAtT0(ctx); err != nil {
 				g.result <- watched{st, err}
 				return
 			}
@@ -166,6 +170,34 @@ func (g *armed) watch(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// rearmAtT0 lifts the breakpoint, lets the guest run until the
+// trigger's T0 line shows, then stops it for a moment to put the
+// breakpoint back. A hit between T0 and the re-arm (a few ms) is not
+// seen; the first one after it counts.
+func (g *armed) rearmAtT0(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err := g.gdb.ClearBreakpoint(sctx, g.kind, g.addr)
+	if err == nil {
+		err = g.gdb.Continue(sctx)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	if !g.t0(ctx, time.Hour) { // until T0, or the watch's end
+		return ctx.Err()
+	}
+	sctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := g.gdb.Interrupt(sctx); err != nil {
+		return err
+	}
+	if err := g.gdb.SetBreakpoint(sctx, g.kind, g.addr); err != nil {
+		return err
+	}
+	return g.gdb.Continue(sctx)
 }
 
 // errUnreached: the anchor's hit did not come (the trial is UNREACHED).
@@ -206,7 +238,7 @@ wait:
 	<-g.done
 	r.v.Anchor.Hits, r.v.Anchor.Early = g.hits, g.early
 	if g.early > 0 {
-		r.note("anchor %s: %d hits before T0 stepped over (not the trigger's)", r.p.Anchor, g.early)
+		r.note("anchor %s: hit before T0 (not the trigger's): breakpoint lifted until T0", r.p.Anchor)
 	}
 	if errors.Is(w.err, errUnreached) {
 		w.err = fmt.Errorf("%w: %d of %d hits", w.err, g.hits, g.a.Hit)

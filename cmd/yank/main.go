@@ -22,6 +22,7 @@ commands:
   run       run scenarios on kernels and print a verdict table
   kernel    list, build and locate kernels (yank kernel -h)
   libvirt   run the matrix on libvirt hosts: -host URI[#N] ... (yank libvirt -h)
+  map       where a scenario's window lies after its anchor: a delay sweep, table and plot (yank map -h)
   report    HTML matrix report from Ginkgo JSON reports or verdict.json dirs (yank report -h)
   bisect-run     for git bisect run: build HEAD, run trials, exit 0/1/125
   bisect-report  summarize the steps of a bisect
@@ -66,6 +67,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return libvirtCmd(ctx, rest, stdout, stderr)
 	case "report":
 		return reportCmd(ctx, rest, stdout, stderr)
+	case "map":
+		return mapCmd(ctx, rest, stdout, stderr)
 	case "bisect-run":
 		return bisectRunCmd(ctx, rest, stdout, stderr)
 	case "bisect-report":
