@@ -35,3 +35,31 @@ func TestScenarioFileEndToEnd(t *testing.T) {
 		t.Fatalf("got %s, want HANG (or MISSED): %s", v.Outcome, v)
 	}
 }
+
+// TestAnchoredScenarioFile runs a user's file that names its anchor
+// (scenario/examples/unbind-race-anchored.json: cut_at del_gendisk,
+// cut_delays 0s and 5ms). Cut while the user's unbind stands at
+// del_gendisk, stock hangs every time (0 MISSED in the anchored trials
+// measured); 5 ms later it is still there with writeback outstanding
+// (HANG), or the window's judge says MISSED: never PASS.
+func TestAnchoredScenarioFile(t *testing.T) {
+	e2e.Require(t)
+	rows := runMatrixCmd(t, "-kernels", "stock", "-scenario-file", "../../scenario/examples/unbind-race-anchored.json")
+	if len(rows) != 2 {
+		t.Fatalf("want the file's scenario at its two delays, got %d rows", len(rows))
+	}
+	for _, r := range rows {
+		v := r.Verdict
+		if r.Anchor != "del_gendisk" || v.Anchor == nil || v.Anchor.Hits != 1 || v.Anchor.Symbol != "del_gendisk" {
+			t.Errorf("+%s: cut at %q, anchor facts %+v", r.Offset, r.Anchor, v.Anchor)
+			continue
+		}
+		switch {
+		case v.Outcome == scenario.Hang && v.Classification == "command-del_gendisk" && v.Window != nil && v.Window.Hit:
+		case r.Offset > 0 && v.Outcome == scenario.Missed:
+			t.Logf("+%s: the cut missed the window (%s)", r.Offset, v.Window)
+		default:
+			t.Errorf("+%s: %s (%s), want HANG command-del_gendisk with the window hit", r.Offset, v.Outcome, v.Reason)
+		}
+	}
+}
