@@ -90,7 +90,9 @@ clean-cache:
 # parallel and writes JUnit, Ginkgo JSON and an HTML heatmap report to
 # $(MATRIX_OUT). Knobs: KERNELS=stock,rfc-v3,/path/bzImage (default: the
 # kernels in suites/expect/expectations.json), SCENARIOS=, OFFSETS=1s,2s
-# (default: each scenario's own), REPEATS, PROCS (guests at once), SEED,
+# (default: each scenario's own; delays after the anchor for anchored
+# cuts), CUT_AT=del_gendisk|offset (default: each scenario's cut_at),
+# REPEATS, PROCS (guests at once), SEED,
 # JITTER=100ms, LABELS (a Ginkgo label filter, e.g. 'scenario:unbind-race').
 PROCS ?= 2
 REPEATS ?= 3
@@ -99,7 +101,7 @@ MATRIX_STAMP := $(shell date -u +%Y%m%dT%H%M%SZ)
 MATRIX_OUT ?= artifacts/matrix-$(MATRIX_STAMP)
 MATRIX_ARGS = -yank.matrix -yank.repeats=$(REPEATS) -yank.artifacts=$(abspath $(MATRIX_OUT))/artifacts \
 	$(if $(KERNELS),-yank.kernels=$(KERNELS)) $(if $(SCENARIOS),-yank.scenarios=$(SCENARIOS)) \
-	$(if $(OFFSETS),-yank.offsets=$(OFFSETS)) $(if $(JITTER),-yank.jitter=$(JITTER))
+	$(if $(OFFSETS),-yank.offsets=$(OFFSETS)) $(if $(CUT_AT),-yank.cut-at=$(CUT_AT)) $(if $(JITTER),-yank.jitter=$(JITTER))
 
 .PHONY: matrix smoke report-deps
 
