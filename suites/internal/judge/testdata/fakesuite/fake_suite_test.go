@@ -36,7 +36,7 @@ func runTrial(t trial) {
 		v.Window = &scenario.WindowEvidence{Reason: "the trigger had already finished 9ms before the cut"}
 	}
 	rec := report.Record{Kernel: t.kernel, Scenario: t.scenario, Offset: scenario.Duration(t.offset), Repeat: t.repeat, Verdict: v}
-	j := rec.Judge(expect.Default.For(t.kernel, expect.None, t.scenario, t.offset))
+	j := rec.Judge(expect.Default.For(t.kernel, expect.None, t.scenario, "", t.offset))
 	AddReportEntry(report.EntryName, rec, ReportEntryVisibilityNever)
 	AddReportEntry("verdict", string(v.Outcome))
 	judge.End(j, func() string { return "\n\ndetail" })
