@@ -103,7 +103,7 @@ func Plot(m *Map) string {
 			continue
 		}
 		mid := time.Duration(e.Inside+e.Outside) / 2
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#1f77b4" stroke-dasharray="6,4" stroke-width="2"/>`, x(mid), T, x(mid), H-B)
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.0f" x2="%.1f" y2="%.0f" stroke="#1f77b4" stroke-dasharray="6,4" stroke-width="3" shape-rendering="crispEdges"/>`, x(mid), T, x(mid), H-B)
 	}
 	series := func(color string, v func(Probe) (float64, bool)) {
 		var pts []string
