@@ -2,9 +2,8 @@ package windowmap
 
 import (
 	"context"
-	"image/png"
+	"github.com/yank-dev/yank/internal/chromium"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,22 +12,8 @@ import (
 // TestPlotInChromium renders map.html in Debian's headless Chromium and
 // counts the plot's colours in the screenshot: the hang-rate series
 // (#d62728), the MISSED series (#7f7f7f) and the dashed edge (#1f77b4)
-// must all be drawn. make test installs chromium (make report-deps); the
-// fast lane skips without it.
+// must all be drawn (internal/chromium: make test installs chromium).
 func TestPlotInChromium(t *testing.T) {
-	var bin string
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		if !testing.Short() {
-			t.Fatal("no chromium: `make report-deps` (part of make test) installs Debian's chromium")
-		}
-		t.Skip("no chromium (apt-get install chromium)")
-	}
 	w := &window{close: 733 * time.Millisecond}
 	m, err := Sweep(context.Background(), w.run, Options{})
 	if err != nil {
@@ -44,22 +29,7 @@ func TestPlotInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	shot := filepath.Join(dir, "map.png")
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--screenshot="+shot, "--window-size=1000,700", "file://"+page)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", bin, err, out)
-	}
-	pf, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pf.Close()
-	img, err := png.Decode(pf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img, shot := chromium.Screenshot(t, page, 1000, 700)
 	count := map[[3]uint32]int{}
 	want := map[string][3]uint32{"hang rate": {0xd6, 0x27, 0x28}, "MISSED": {0x7f, 0x7f, 0x7f}, "edge": {0x1f, 0x77, 0xb4}}
 	b := img.Bounds()

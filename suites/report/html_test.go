@@ -2,10 +2,9 @@ package report
 
 import (
 	"bytes"
+	"github.com/yank-dev/yank/internal/chromium"
 	"image"
-	"image/png"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,45 +86,12 @@ func TestRender(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's headless browser. Without one the test skips,
-// except in CI (CI=true), where `make report-deps` must have installed it.
-func chromium(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	// make test installs it: only the fast lane may go without.
-	if !testing.Short() {
-		t.Fatal("no chromium: `make report-deps` (part of make test) installs Debian's chromium")
-	}
-	t.Skip("no chromium (apt-get install chromium, or make report-deps)")
-	return ""
-}
-
 // TestScreenshot renders the report in a real headless Chromium and checks
 // the screenshot shows the heatmap: its red (all hung), green (none hung)
 // and striped grey (nothing tested) cells. YANK_SCREENSHOT=path keeps the PNG.
 func TestScreenshot(t *testing.T) {
-	bin := chromium(t)
-	dir := t.TempDir()
-	page, _ := writeReport(t, dir)
-	shot := filepath.Join(dir, "report.png")
-	cmd := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-		"--user-data-dir="+filepath.Join(dir, "profile"), "--screenshot="+shot, "--window-size=1200,900", "file://"+page)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", bin, err, out)
-	}
-	f, err := os.Open(shot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	page, _ := writeReport(t, t.TempDir())
+	img, shot := chromium.Screenshot(t, page, 1200, 900)
 	if b := img.Bounds(); b.Dx() != 1200 || b.Dy() != 900 {
 		t.Errorf("screenshot is %dx%d, want 1200x900", b.Dx(), b.Dy())
 	}
