@@ -180,6 +180,28 @@ func writeReport(dir string, rows []Row) error {
 	return os.WriteFile(filepath.Join(dir, "matrix.txt"), []byte(txt.String()), 0o600)
 }
 
+// ReadMatrix reads the rows of a matrix.json written by Run (path is the
+// file or the artifacts dir holding it).
+func ReadMatrix(path string) ([]Row, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "matrix.json")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var m struct {
+		Rows []Row `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: not a yank matrix.json: %w", path, err)
+	}
+	if len(m.Rows) == 0 {
+		return nil, fmt.Errorf("%s: no trials in it (want the matrix.json of yank run or yank libvirt)", path)
+	}
+	return m.Rows, nil
+}
+
 // WriteTable prints one row per trial, one per cell with its hang
 // rate, and per-host totals.
 func WriteTable(w io.Writer, rows []Row) {

@@ -118,7 +118,7 @@ func (b *builder) compile(ctx context.Context) error {
 				} else {
 					pct = fmt.Sprintf("%d steps ", cnt)
 				}
-				b.progressf("build: %s(%s) %s", pct, l, roundDur(time.Since(t0)))
+				b.progressf("build: %s(%s) %s%s", pct, l, roundDur(time.Since(t0)), eta(cnt, estimate, time.Since(t0)))
 			case <-stopTick:
 				return
 			}
@@ -138,6 +138,17 @@ func (b *builder) compile(ctx context.Context) error {
 		return fmt.Errorf("make bzImage: %w", err)
 	}
 	return nil
+}
+
+// eta is the time left, in the build's own terms: the lines still to come
+// at the rate lines came so far. It says nothing until 5 % are done and
+// 30 s have passed (Kbuild's first lines are quick ones).
+func eta(done, estimate int, elapsed time.Duration) string {
+	if estimate <= 0 || done*20 < estimate || elapsed < 30*time.Second || done >= estimate {
+		return ""
+	}
+	left := time.Duration(float64(elapsed) * float64(estimate-done) / float64(done))
+	return ", about " + left.Round(10*time.Second).String() + " left"
 }
 
 // estimateLines finds the line count of an earlier build of the same

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -23,6 +24,8 @@ const kernelUsage = `usage:
   yank kernel build [-cache DIR] [-j N] [-timings] [-q] -tree DIR [<variant>]
   yank kernel path  [-cache DIR] [-variants FILE] [-tree DIR] <kernel>
   yank kernel gc    [-cache DIR] [-variants FILE] [-keep 14d] [-n]
+  yank kernel export [-cache DIR] [-variants FILE] -o FILE.tar.gz <variant>...
+  yank kernel import [-cache DIR] [-variants FILE] FILE.tar.gz
 
 ` + kernels.SpecSyntax + `.
 Examples: stock, rfc-v3+./my-fix.patch, mine=stock+./outgoing/ (a git
@@ -36,6 +39,11 @@ gc removes cache entries that no current variant builds and no build or run
 used within -keep, and guest snapshots whose kernel is gone or that no trial
 used within -keep, then trims ccache to $YANK_CCACHE_MAXSIZE (default 5G);
 -n only says what it would remove.
+export writes built variants (bzImage, vmlinux, .config, build log, meta)
+to one tarball for another machine; import takes an entry in only if this
+machine computes the same cache key for its variant (same Debian source,
+patches, config fragment, gcc and recipe) and its bzImage header names the
+release it claims, so a run there uses it with no build.
 `
 
 // kernelCmd implements `yank kernel list|build|path|gc`.
@@ -47,10 +55,14 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("yank kernel "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, kernelUsage) }
+	fs.Usage = func() {
+		fmt.Fprint(stderr, kernelUsage)
+		fmt.Fprintf(stderr, "\nflags of yank kernel %s:\n", sub)
+		fs.PrintDefaults()
+	}
 	cache := fs.String("cache", "", "cache root (default $YANK_CACHE, $XDG_CACHE_HOME/yank or ~/.cache/yank)")
 	variants := fs.String("variants", "", "variants file adding to the built-in ones (default ./"+kernels.DefaultVariantsFile+" if present)")
-	var tree, keep *string
+	var tree, keep, outFile *string
 	var jobs *int
 	var timings, quiet, noCcache, dryRun *bool
 	switch sub {
@@ -63,6 +75,9 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		noCcache = fs.Bool("no-ccache", false, "compile without ccache (to measure what it saves)")
 	case "path":
 		tree = fs.String("tree", "", "kernel source tree the kernel was built from")
+	case "export":
+		outFile = fs.String("o", "", "the tarball to write (.tar.gz)")
+	case "import":
 	case "gc":
 		keep = fs.String("keep", "14d", "keep entries a build or run used within this long (e.g. 14d, 36h)")
 		dryRun = fs.Bool("n", false, "dry run: list what would be removed")
@@ -71,7 +86,7 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	default:
 		fmt.Fprint(stderr, kernelUsage)
-		return fmt.Errorf("kernel: unknown subcommand %q (list, build, path, gc)", sub)
+		return fmt.Errorf("kernel: unknown subcommand %q (list, build, path, gc, export, import)", sub)
 	}
 	pos, err := kernelParseFlags(fs, args)
 	if err != nil {
@@ -90,6 +105,13 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("kernel list: unexpected argument %q", pos[0])
 		}
 		return kernelList(ctx, *cache, stdout)
+	case "export":
+		return kernelExport(ctx, *cache, *outFile, pos, stdout)
+	case "import":
+		if len(pos) != 1 {
+			return errors.New("kernel import: give one tarball made by yank kernel export")
+		}
+		return kernelImport(ctx, *cache, pos[0], stdout)
 	case "gc":
 		if len(pos) != 0 {
 			return fmt.Errorf("kernel gc: unexpected argument %q", pos[0])
@@ -152,6 +174,60 @@ func kernelCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			kernelPrintTimings(stdout, a, time.Since(start))
 		}
 		return nil
+	}
+	return nil
+}
+
+// kernelExport writes the named variants' cache entries to one tarball.
+func kernelExport(ctx context.Context, cache, out string, names []string, stdout io.Writer) error {
+	if out == "" || len(names) == 0 {
+		return errors.New("kernel export: give -o FILE.tar.gz and at least one built variant, e.g. yank kernel export -o kernels.tar.gz stock rfc-v3")
+	}
+	var arts []kernels.Artifact
+	for _, n := range names {
+		a, ok, err := kernels.Lookup(ctx, kernels.BuildOptions{Variant: n, CacheDir: cache})
+		if err != nil {
+			return fmt.Errorf("kernel export: %s: %w", n, err)
+		}
+		if !ok {
+			return fmt.Errorf("kernel export: %s is not built yet: run `yank kernel build %s` first", n, n)
+		}
+		arts = append(arts, a)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return fmt.Errorf("kernel export: %w", err)
+	}
+	if err := kernels.Export(ctx, f, arts); err != nil {
+		f.Close()
+		os.Remove(out)
+		return fmt.Errorf("kernel export: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("kernel export: %w", err)
+	}
+	st, _ := os.Stat(out)
+	fmt.Fprintf(stdout, "%s: %d kernels, %.0f MiB\n", out, len(arts), float64(st.Size())/(1<<20))
+	return nil
+}
+
+// kernelImport installs an export's entries, each checked first.
+func kernelImport(ctx context.Context, cache, file string, stdout io.Writer) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("kernel import: %w", err)
+	}
+	defer f.Close()
+	got, err := kernels.Import(ctx, f, cache)
+	if err != nil {
+		return fmt.Errorf("kernel import: %s: %w", file, err)
+	}
+	for _, g := range got {
+		state := "imported"
+		if g.Already {
+			state = "already cached"
+		}
+		fmt.Fprintf(stdout, "%s (%s, key %s): %s: %s\n", g.Variant, g.Release, g.Key, state, g.Dir)
 	}
 	return nil
 }

@@ -132,6 +132,9 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	if dir == "" {
 		dir = filepath.Join("artifacts", cmd+"-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
+	if err := kernels.AnnounceBuilds(ctx, specs, "", log); err != nil {
+		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
+	}
 	var guests []engine.Guest
 	for _, spec := range specs {
 		g, err := engine.Prepare(ctx, spec, log)

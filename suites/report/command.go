@@ -12,6 +12,7 @@ import (
 
 	"github.com/joshdk/go-junit"
 
+	"github.com/yank-dev/yank/engine"
 	"github.com/yank-dev/yank/scenario"
 )
 
@@ -24,9 +25,11 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("o", "report.html", "HTML file to write")
 	title := fs.String("title", "yank matrix", "page title")
+	table := fs.String("table", "", "print the text tables of this matrix.json (or the artifacts dir of yank run or yank libvirt holding it) and write no HTML")
 	junitFile := fs.String("junit", "", "also parse this JUnit XML report and print its totals (fails if it does not parse)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: yank report [-o report.html] [-junit junit.xml] REPORT.json|ARTIFACTS-DIR...\n\n"+
+		fmt.Fprintf(stderr, "usage: yank report [-o report.html] [-junit junit.xml] REPORT.json|ARTIFACTS-DIR...\n"+
+			"       yank report -table MATRIX.json|ARTIFACTS-DIR\n\n"+
 			"Reads Ginkgo JSON reports of suites/hotunplug (--json-report) and dirs of trial\n"+
 			"artifacts (verdict.json files, e.g. from yank run) and writes an HTML page: per\n"+
 			"scenario a kernel x offset heatmap of hang rates with trial counts, and every\n"+
@@ -35,6 +38,17 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *table != "" {
+		if fs.NArg() > 0 {
+			return fmt.Errorf("report: -table prints one matrix.json; unexpected %q", fs.Args())
+		}
+		rows, err := engine.ReadMatrix(*table)
+		if err != nil {
+			return fmt.Errorf("report: -table: %w", err)
+		}
+		engine.WriteTable(stdout, rows)
+		return nil
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
