@@ -16,7 +16,13 @@ APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 TEST_TIMEOUT ?= 80m
 FUZZTIME ?= 10s
 
-.PHONY: all deps build test unit fuzz lint bench run clean-cache suite-user-series
+.PHONY: all deps build test unit fuzz lint bench run clean-cache suite-user-series docs
+
+# The docs' generated output blocks (README's make run table...) rewritten
+# from the recorded trials under docs/examples; TestDocsGenerated fails
+# when they drift.
+docs:
+	$(GO) test -count=1 -run '^TestDocsGenerated$$' ./cmd/yank -args -update-docs
 
 all: build
 
@@ -33,6 +39,7 @@ deps:
 
 build:
 	$(GO) build -o $(BIN) ./cmd/yank
+	$(GO) build -o bin/testsummary ./internal/testsummary
 
 run: deps build
 	./$(BIN) run
@@ -49,10 +56,15 @@ unit:
 	$(GO) test -short -count=1 ./...
 
 # Unit tests, e2e tests against real QEMU, qemu-ga and kernels, and a short
-# run of every fuzz target. Packages run one at a time (-p 1): their e2e
-# tests boot guests whose timing must not compete for the 2 cores.
+# run of every fuzz target. Two packages at a time (TEST_PROCS): two guests
+# are what 2 cores carry, and the e2e tests cut at anchors, so a loaded
+# core moves when a trial ends, not what it tests. The summary after the
+# ok/FAIL lines gives every package's time and the 10 slowest tests; the
+# raw go test -json stream is kept in $(TEST_JSON).
+TEST_PROCS ?= 2
+TEST_JSON ?= bin/test.json
 test: deps lint build
-	$(GO) test -race -p 1 -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@set -o pipefail; $(GO) test -race -p $(TEST_PROCS) -count=1 -timeout $(TEST_TIMEOUT) -json ./... | bin/testsummary -o $(TEST_JSON)
 	$(MAKE) --no-print-directory suite-user-series
 	$(MAKE) --no-print-directory fuzz
 

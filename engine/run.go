@@ -72,6 +72,40 @@ type Config struct {
 	Dir      string    // artifacts root
 	Progress io.Writer // per-phase lines; nil = quiet
 	Log      io.Writer // one line per trial start and end; nil = quiet
+	// Shard is what part of which plan Trials are (ShardTrials); the zero
+	// value is a whole, unsharded run.
+	Shard ShardInfo
+}
+
+// ShardInfo ties a shard's matrix.json to its plan.
+type ShardInfo struct {
+	Shard   string `json:"shard"`  // "K/N"
+	Digest  string `json:"digest"` // scenario.PlanDigest of the whole plan
+	Planned int    `json:"planned"`
+	Cells   int    `json:"cells"` // the whole plan's
+}
+
+// ShardTrials keeps the trials of shard s (scenario.Shard: whole cells,
+// balanced by expected time) and says which plan they belong to.
+func ShardTrials(trials []Trial, s scenario.ShardSpec) ([]Trial, ShardInfo) {
+	planned := make([]scenario.Planned, len(trials))
+	releases := map[string]string{}
+	cells := map[string]bool{}
+	for i, t := range trials {
+		planned[i] = t.Planned
+		releases[t.Kernel] = t.Guest.Release
+		cells[scenario.CellKey(t.Planned)] = true
+	}
+	var params scenario.Params
+	if len(trials) > 0 {
+		params = trials[0].Params
+	}
+	info := ShardInfo{Shard: s.String(), Digest: scenario.PlanDigest(planned, releases, params), Planned: len(trials), Cells: len(cells)}
+	var out []Trial
+	for _, i := range scenario.Shard(planned, s) {
+		out = append(out, trials[i])
+	}
+	return out, info
 }
 
 // Run runs every trial on the pool's backends, as many at once as
@@ -132,7 +166,7 @@ feed:
 	if badInput != nil {
 		return rows, badInput
 	}
-	return rows, writeReport(cfg.Dir, rows)
+	return rows, WriteReport(cfg.Dir, rows, cfg.Shard)
 }
 
 // runPooled runs one trial of a matrix on a backend from the pool; a
@@ -162,13 +196,21 @@ func runPooled(ctx context.Context, cfg Config, t Trial, name string, logf func(
 	return row, nil
 }
 
-// writeReport writes matrix.json (every row, with its host, and the
-// per-cell rates) and matrix.txt (the tables).
-func writeReport(dir string, rows []Row) error {
-	b, err := json.MarshalIndent(struct {
-		Rows  []Row  `json:"rows"`
-		Cells []Cell `json:"cells"`
-	}{rows, Cells(rows)}, "", "  ")
+// Matrix is matrix.json: every row, with its host, the per-cell rates
+// and, for a shard, which plan it is part of.
+type Matrix struct {
+	Plan  *ShardInfo `json:"plan,omitempty"`
+	Rows  []Row      `json:"rows"`
+	Cells []Cell     `json:"cells"`
+}
+
+// WriteReport writes matrix.json and matrix.txt (the tables) to dir.
+func WriteReport(dir string, rows []Row, shard ShardInfo) error {
+	m := Matrix{Rows: rows, Cells: Cells(rows)}
+	if shard.Digest != "" {
+		m.Plan = &shard
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -183,23 +225,27 @@ func writeReport(dir string, rows []Row) error {
 // ReadMatrix reads the rows of a matrix.json written by Run (path is the
 // file or the artifacts dir holding it).
 func ReadMatrix(path string) ([]Row, error) {
+	m, err := ReadMatrixFile(path)
+	return m.Rows, err
+}
+
+// ReadMatrixFile reads a whole matrix.json (path: the file or its dir).
+func ReadMatrixFile(path string) (Matrix, error) {
+	var m Matrix
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "matrix.json")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
-	}
-	var m struct {
-		Rows []Row `json:"rows"`
+		return m, err
 	}
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: not a yank matrix.json: %w", path, err)
+		return m, fmt.Errorf("%s: not a yank matrix.json: %w", path, err)
 	}
 	if len(m.Rows) == 0 {
-		return nil, fmt.Errorf("%s: no trials in it (want the matrix.json of yank run or yank libvirt)", path)
+		return m, fmt.Errorf("%s: no trials in it (want the matrix.json of yank run or yank libvirt)", path)
 	}
-	return m.Rows, nil
+	return m, nil
 }
 
 // WriteTable prints one row per trial, one per cell with its hang

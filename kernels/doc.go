@@ -5,7 +5,7 @@
 //
 // Variants are data: variants.json lists them and patches/<variant>/ holds
 // each one's git-format patches, applied in file-name order on top of the
-// variant's base (see README.md). A variant whose base is already built is
+// variant's base (see docs/kernels.md). A variant whose base is already built is
 // built incrementally from a copy of the base's build tree.
 //
 // A build runs in stages, one file each: plan.go resolves the request,

@@ -15,7 +15,7 @@ import (
 // what it tested (PASS with the window hit, HANG with the guest-side
 // proof, RECOVERED with its stall, MISSED with the window's reason), never
 // INFRA-ERROR or CRASH, on the device the scenario names. The rates are
-// measured in README's device table. The idle controls must PASS.
+// measured in docs/devices.md. The idle controls must PASS.
 func TestDevicesOnStock(t *testing.T) {
 	e2e.Require(t)
 	for _, name := range []string{"nvme-unbind-race", "nvme-surprise-io", "virtio-scsi-unbind-race", "virtio-scsi-surprise-io", "nvme-surprise-idle", "virtio-scsi-surprise-idle"} {
@@ -62,7 +62,7 @@ func TestDevicesOnStock(t *testing.T) {
 // removal goes through. A cut could land between two resets
 // (the window, trigger_in pci_reset_function, then says MISSED): the test
 // takes up to 5 trials for one RECOVERED. It was RECOVERED in 7 of 7 trials
-// when written (README); were 1 in 4 to miss, a healthy tool would fail it
+// when written (docs/devices.md); were 1 in 4 to miss, a healthy tool would fail it
 // 1 time in 1000. Any other outcome fails at once.
 func TestRecoveredOnARealTrial(t *testing.T) {
 	e2e.Require(t)
@@ -113,7 +113,7 @@ func firstRecovered(t *testing.T, n int, run func() scenario.Verdict) scenario.V
 // no help: on Linux 6.12 nvme_timeout shuts a disconnected controller
 // down (6.1's re-arms its timer while pci_channel_offline, and hangs), so
 // nvme-unbind-race stalls for one I/O timeout and recovers. It was
-// RECOVERED in 18 of 18 trials on the three 6.12 kernels (README), each a
+// RECOVERED in 18 of 18 trials on the three 6.12 kernels (docs/devices.md), each a
 // stall of 5.0-5.3 s against the 5 s timeout. A cut the window cannot
 // prove is MISSED and tried again (up to 3 trials; none has missed yet);
 // a HANG (the stall outlived the 11 s horizon) or a PASS fails at once.

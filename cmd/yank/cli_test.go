@@ -74,6 +74,15 @@ func TestBadCommandInput(t *testing.T) {
 		{[]string{"bisect-run", "-no-such-flag"}, "no-such-flag", bisectAbort},
 		{[]string{"bisect-run", "-patches", "rfc-v4"}, "neither a variant", bisectAbort},
 		{[]string{"bisect-run", "-patches", "/nonexistent.mbx"}, "no such file", bisectAbort},
+		{[]string{"run", "-shard", "3/2"}, `-shard "3/2": shard numbers run from 1 to 2`, 0},
+		{[]string{"run", "-shard", "0/2"}, `-shard "0/2": shard numbers run from 1 to 2`, 0},
+		{[]string{"libvirt", "-host", "qemu:///system", "-shard", "a/b"}, `-shard "a/b": want K/N`, 0},
+		{[]string{"report", "merge"}, "give the artifacts dir of every shard", 0},
+		{[]string{"report", "merge", "/nonexistent"}, "/nonexistent", 0},
+		{[]string{"report", "-table", "/nonexistent"}, "report: -table: open /nonexistent", 0},
+		{[]string{"kernel", "export", "stock"}, "give -o FILE.tar.gz", 0},
+		{[]string{"kernel", "import"}, "give one tarball", 0},
+		{[]string{"kernel", "import", "/nonexistent.tar.gz"}, "kernel import: open /nonexistent.tar.gz", 0},
 	} {
 		var out, errOut bytes.Buffer
 		err := dispatch(context.Background(), tc.args, &out, &errOut)

@@ -44,11 +44,11 @@ func libvirtCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	trials, dir, progress, err := mf.plan(ctx, "libvirt", stderr)
+	trials, dir, progress, shard, err := mf.plan(ctx, "libvirt", stderr)
 	if err != nil {
 		return err
 	}
-	rows, err := engine.Run(ctx, engine.Config{Pool: p, Trials: trials, Dir: dir, Progress: progress, Log: stderr})
+	rows, err := engine.Run(ctx, engine.Config{Pool: p, Trials: trials, Dir: dir, Progress: progress, Log: stderr, Shard: shard})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 // matrixFlags are the flags `yank run` and `yank libvirt` share, so both
 // plan the same trials from the same words.
 type matrixFlags struct {
+	shard                                                          *string
 	kernels, variants, scenarios, scenarioFile, offsets, artifacts *string
 	repeat, cpus                                                   *int
 	ioTimeout                                                      *time.Duration
@@ -93,68 +94,80 @@ func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 		verbose:      fs.Bool("v", false, "print each trial's phases as they happen"),
 		detection:    addDetectionFlags(fs),
 		cut:          addCutFlags(fs),
+		shard:        fs.String("shard", "", "run only shard K of N of the planned trials (K/N, e.g. 1/2): whole cells, balanced by expected trial time, the same split on every machine; merge the shards' artifacts with yank report merge"),
 		noSnapshot:   fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger (made by each cell's first trial, kept in the cache)"),
 	}
 }
 
 // plan checks the flags and expands them into trials (building kernels
 // as needed); cmd names the command in errors and the default dir.
-func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trials []engine.Trial, dir string, progress io.Writer, err error) {
+func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trials []engine.Trial, dir string, progress io.Writer, shard engine.ShardInfo, err error) {
+	sh, err := scenario.ParseShard(*f.shard)
+	if err != nil {
+		return nil, "", nil, shard, fmt.Errorf("%s: -shard %w", cmd, err)
+	}
 	if *f.repeat < 1 {
-		return nil, "", nil, fmt.Errorf("%s: -repeat %d: want at least 1", cmd, *f.repeat)
+		return nil, "", nil, shard, fmt.Errorf("%s: -repeat %d: want at least 1", cmd, *f.repeat)
 	}
 	if *f.cpus < 1 || *f.cpus > 8 {
-		return nil, "", nil, fmt.Errorf("%s: -cpus %d: want 1 to 8 guest vCPUs", cmd, *f.cpus)
+		return nil, "", nil, shard, fmt.Errorf("%s: -cpus %d: want 1 to 8 guest vCPUs", cmd, *f.cpus)
 	}
 	scenarios, offsets, err := parseSelection(cmd, *f.scenarios, *f.scenarioFile, *f.offsets)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, shard, err
 	}
 	if err := scenario.CheckIOTimeout(scenarios, *f.ioTimeout); err != nil {
-		return nil, "", nil, fmt.Errorf("%s: -io-timeout: %w", cmd, err)
+		return nil, "", nil, shard, fmt.Errorf("%s: -io-timeout: %w", cmd, err)
 	}
 	det, err := f.detection.get(cmd)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, shard, err
 	}
 	cutAt, budget, err := f.cut.get(cmd)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, shard, err
 	}
 	if err := useVariants(*f.variants, log); err != nil {
-		return nil, "", nil, fmt.Errorf("%s: -variants: %w", cmd, err)
+		return nil, "", nil, shard, fmt.Errorf("%s: -variants: %w", cmd, err)
 	}
 	specs, err := parseKernels(ctx, cmd, *f.kernels)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, shard, err
 	}
 	dir = *f.artifacts
 	if dir == "" {
 		dir = filepath.Join("artifacts", cmd+"-"+time.Now().UTC().Format("20060102T150405Z"))
 	}
 	if err := kernels.AnnounceBuilds(ctx, specs, "", log); err != nil {
-		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
+		return nil, "", nil, shard, fmt.Errorf("%s: %w", cmd, err)
 	}
 	var guests []engine.Guest
 	for _, spec := range specs {
 		g, err := engine.Prepare(ctx, spec, log)
 		if err != nil {
-			return nil, "", nil, err
+			return nil, "", nil, shard, err
 		}
 		guests = append(guests, g)
 	}
 	trials, err = engine.Plan(scenario.Matrix{Scenarios: scenarios, Offsets: offsets, Repeats: *f.repeat, CutAt: cutAt}, guests,
 		det.Apply(scenario.Params{CPUs: *f.cpus, IOTimeout: *f.ioTimeout, AnchorBudget: budget}))
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("%s: %w", cmd, err)
+		return nil, "", nil, shard, fmt.Errorf("%s: %w", cmd, err)
+	}
+	all := len(trials)
+	if trials, shard = engine.ShardTrials(trials, sh); len(trials) == 0 {
+		return nil, "", nil, shard, fmt.Errorf("%s: -shard %s: the plan has %d cells (%d trials), too few for %d shards; use at most %d", cmd, sh, shard.Cells, all, sh.N, shard.Cells)
+	}
+	if sh.N > 1 {
+		fmt.Fprintf(log, "shard %s: %d of the plan's %d trials (plan %s)\n", sh, len(trials), all, shard.Digest)
 	}
 	if err := engine.UseSnapshots(trials, !*f.noSnapshot); err != nil {
-		return nil, "", nil, fmt.Errorf("%s: snapshots: %w", cmd, err)
+		return nil, "", nil, shard, fmt.Errorf("%s: snapshots: %w", cmd, err)
 	}
 	if *f.verbose {
 		progress = log
 	}
-	return trials, dir, progress, nil
+	return trials, dir, progress, shard, nil
 }
 
 // finishMatrix prints the table, the per-cell rates and where the

@@ -24,7 +24,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, "run", args); err != nil {
 		return err
 	}
-	trials, dir, progress, err := mf.plan(ctx, "run", stderr)
+	trials, dir, progress, shard, err := mf.plan(ctx, "run", stderr)
 	if err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	rows, err := engine.Run(ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Progress: progress, Log: stderr})
+	rows, err := engine.Run(ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Progress: progress, Log: stderr, Shard: shard})
 	if err != nil {
 		return err
 	}

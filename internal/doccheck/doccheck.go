@@ -33,6 +33,10 @@ type Command struct {
 // Name is the subcommand as typed: "run", "kernel build".
 func (c Command) Name() string { return strings.Join(c.Words, " ") }
 
+// Runnable are the subcommands that have subcommands but also run alone
+// (`yank report DIR` and `yank report merge DIR...`).
+var Runnable = map[string]bool{"report": true}
+
 // Use is one flag or make target written somewhere.
 type Use struct {
 	Ref
@@ -67,7 +71,7 @@ type Page struct {
 
 // Subcommands of yank, with their own subcommands where they have them.
 var Subcommands = map[string][]string{
-	"run": nil, "libvirt": nil, "map": nil, "report": nil, "bisect-run": nil, "bisect-report": nil,
+	"run": nil, "libvirt": nil, "map": nil, "report": {"merge"}, "bisect-run": nil, "bisect-report": nil,
 	"kernel": {"list", "build", "path", "gc", "export", "import"},
 	"image":  {"build", "list"},
 }

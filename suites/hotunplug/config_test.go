@@ -65,6 +65,7 @@ type config struct {
 	// -yank.no-snapshot (cold boots).
 	snapshots *snapshot.Store
 	detection scenario.Detection // -yank.stall-window, -yank.settle, -yank.probe-interval, -yank.recovered-after
+	shard     scenario.ShardSpec // -yank.shard (1/1: every trial)
 }
 
 // loadConfig reads the flags (and environment); seed is Ginkgo's, used
@@ -199,6 +200,9 @@ func loadConfig(ginkgoSeed int64) (config, error) {
 		if need := sc.Budget(scenario.Params{IOTimeout: c.ioTimeout}.WithDefaults()) + 90*time.Second; need > c.timeout {
 			return c, fmt.Errorf("-yank.spec-timeout %s: scenario %s may need %s (its verdict budget and 90 s to boot and load): raise -yank.spec-timeout", c.timeout, sc.Name, need)
 		}
+	}
+	if c.shard, err = scenario.ParseShard(setting("yank.shard", "YANK_SHARD")); err != nil {
+		return c, fmt.Errorf("-yank.shard %w", err)
 	}
 	c.matrix = flag.Lookup("yank.matrix").Value.String() == "true" || os.Getenv("YANK_MATRIX") == "1"
 	if c.pool, err = libvirtPool(setting("yank.libvirt", "YANK_LIBVIRT")); err != nil {

@@ -5,5 +5,5 @@
 // that tested nothing (MISSED) or that no rule covers is skipped with the
 // reason, and after the suite a ReportAfterSuite judges each cell's hang
 // rate against its rate rule. The specs live in the _test.go files; see
-// README.md ("Suites") for the flags.
+// docs/suites.md for the flags.
 package hotunplug

@@ -8,6 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/yank-dev/yank/internal/e2e"
+	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/suites/internal/judge"
 	"github.com/yank-dev/yank/suites/plan"
 )
@@ -37,6 +38,9 @@ func TestHotunplug(t *testing.T) {
 	if trials, err = plan.Build(cfg.opts); err != nil {
 		t.Fatalf("hotunplug suite: %v", err)
 	}
+	if trials, err = shardOf(trials, cfg.shard); err != nil {
+		t.Fatalf("hotunplug suite: %v", err)
+	}
 	// One seed for yank's jitter and Ginkgo's order, which shuffles every
 	// spec (not just containers) so trial order is not kernel by kernel.
 	suiteConfig.RandomSeed = cfg.opts.Seed
@@ -50,4 +54,24 @@ func TestHotunplug(t *testing.T) {
 	// The knobs are checked above in every lane; the trials boot guests.
 	e2e.Require(t)
 	RunSpecs(t, fmt.Sprintf("hotunplug (seed %d)", cfg.opts.Seed), suiteConfig, reporterConfig)
+}
+
+// shardOf keeps shard s's trials: the split yank run -shard makes.
+func shardOf(trials []plan.Trial, s scenario.ShardSpec) ([]plan.Trial, error) {
+	if s.N <= 1 {
+		return trials, nil
+	}
+	planned := make([]scenario.Planned, len(trials))
+	for i, t := range trials {
+		planned[i] = t.Planned()
+	}
+	var out []plan.Trial
+	for _, i := range scenario.Shard(planned, s) {
+		out = append(out, trials[i])
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-yank.shard %s: the plan's %d trials fill fewer shards than %d", s, len(trials), s.N)
+	}
+	fmt.Printf("hotunplug: shard %s: %d of the plan's %d trials\n", s, len(out), len(trials))
+	return out, nil
 }

@@ -35,5 +35,6 @@ func init() {
 	flag.Duration("yank.probe-interval", 0, "time between looks into the guest after the removal (env YANK_PROBE_INTERVAL; default 150ms)")
 	flag.Duration("yank.recovered-after", 0, "RECOVERED needs a stall this long that ended before the device's hang horizon; a shorter one is part of a PASS (env YANK_RECOVERED_AFTER; default 3s)")
 	flag.Bool("yank.no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger by each cell's first trial (env YANK_NO_SNAPSHOT=1)")
+	flag.String("yank.shard", "", "run only shard K of N of the planned trials (K/N, e.g. 1/2): whole cells, balanced by expected trial time, the same split as yank run -shard (env YANK_SHARD)")
 	flag.Duration("yank.spec-timeout", 5*time.Minute, "timeout of one trial's spec (env YANK_SPEC_TIMEOUT)")
 }
