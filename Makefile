@@ -12,7 +12,7 @@ GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/
 APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 	linux-source-6.1 linux-source-6.12 linux-image-amd64 build-essential bc bison flex \
 	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git \
-	libvirt-daemon-system libvirt-clients
+	libvirt-daemon-system libvirt-clients python3-jsonschema
 TEST_TIMEOUT ?= 80m
 FUZZTIME ?= 10s
 

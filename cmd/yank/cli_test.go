@@ -80,6 +80,8 @@ func TestBadCommandInput(t *testing.T) {
 		{[]string{"report", "merge"}, "give the artifacts dir of every shard", 0},
 		{[]string{"report", "merge", "/nonexistent"}, "/nonexistent", 0},
 		{[]string{"report", "-table", "/nonexistent"}, "report: -table: open /nonexistent", 0},
+		{[]string{"run", "-kcidb", "k.json", "-kcidb-origin", "My-CI"}, `-kcidb-origin: KCIDB origin "My-CI": want lower-case letters`, 0},
+		{[]string{"report", "merge", "-kcidb-origin", "a:b", "x"}, `-kcidb-origin: KCIDB origin "a:b"`, 0},
 		{[]string{"kernel", "export", "stock"}, "give -o FILE.tar.gz", 0},
 		{[]string{"kernel", "import"}, "give one tarball", 0},
 		{[]string{"kernel", "import", "/nonexistent.tar.gz"}, "kernel import: open /nonexistent.tar.gz", 0},

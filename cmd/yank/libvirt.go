@@ -52,6 +52,9 @@ func libvirtCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if err := mf.writeKCIDB(rows, shard); err != nil {
+		return err
+	}
 	return finishMatrix(stdout, rows, dir, "matrix.json, matrix.txt; per trial: verdict.json, timeline.log, console.log, qemu.log with the domain XML")
 }
 

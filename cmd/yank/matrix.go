@@ -19,7 +19,7 @@ import (
 // matrixFlags are the flags `yank run` and `yank libvirt` share, so both
 // plan the same trials from the same words.
 type matrixFlags struct {
-	shard                                                          *string
+	shard, kcidb, kcidbOrigin                                      *string
 	kernels, variants, scenarios, scenarioFile, offsets, artifacts *string
 	repeat, cpus                                                   *int
 	ioTimeout                                                      *time.Duration
@@ -94,6 +94,8 @@ func addMatrixFlags(fs *flag.FlagSet) matrixFlags {
 		verbose:      fs.Bool("v", false, "print each trial's phases as they happen"),
 		detection:    addDetectionFlags(fs),
 		cut:          addCutFlags(fs),
+		kcidb:        fs.String("kcidb", "", "also write the results as a KCIDB I/O v5 report (JSON) to this file"),
+		kcidbOrigin:  fs.String("kcidb-origin", "yank", "the KCIDB origin (your CI system's name: a-z, 0-9, _) the report's ids are under"),
 		shard:        fs.String("shard", "", "run only shard K of N of the planned trials (K/N, e.g. 1/2): whole cells, balanced by expected trial time, the same split on every machine; merge the shards' artifacts with yank report merge"),
 		noSnapshot:   fs.Bool("no-snapshot", false, "boot every trial cold instead of restoring a snapshot saved right before the trigger (made by each cell's first trial, kept in the cache)"),
 	}
@@ -105,6 +107,9 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 	sh, err := scenario.ParseShard(*f.shard)
 	if err != nil {
 		return nil, "", nil, shard, fmt.Errorf("%s: -shard %w", cmd, err)
+	}
+	if err := engine.CheckKCIDBOrigin(*f.kcidbOrigin); err != nil {
+		return nil, "", nil, shard, fmt.Errorf("%s: -kcidb-origin: %w", cmd, err)
 	}
 	if *f.repeat < 1 {
 		return nil, "", nil, shard, fmt.Errorf("%s: -repeat %d: want at least 1", cmd, *f.repeat)
@@ -168,6 +173,21 @@ func (f matrixFlags) plan(ctx context.Context, cmd string, log io.Writer) (trial
 		progress = log
 	}
 	return trials, dir, progress, shard, nil
+}
+
+// writeKCIDB writes -kcidb's report, if asked for.
+func (f matrixFlags) writeKCIDB(rows []engine.Row, shard engine.ShardInfo) error {
+	return writeKCIDBFile(*f.kcidb, *f.kcidbOrigin, rows, shard.Digest)
+}
+
+func writeKCIDBFile(file, origin string, rows []engine.Row, digest string) error {
+	if file == "" {
+		return nil
+	}
+	if err := writeFileWith(file, func(w io.Writer) error { return engine.WriteKCIDB(w, rows, origin, digest) }); err != nil {
+		return fmt.Errorf("-kcidb %s: %w", file, err)
+	}
+	return nil
 }
 
 // finishMatrix prints the table, the per-cell rates and where the

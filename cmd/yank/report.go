@@ -33,12 +33,17 @@ func reportMerge(args []string, stdout, stderr io.Writer) error {
 		"plan digests differ), a missing shard or one given twice are errors.\n\n")
 	out := fs.String("o", "", "dir to write the merged report to (default ./artifacts/merged-<time>)")
 	title := fs.String("title", "yank matrix", "the HTML page's title")
+	kcidb := fs.String("kcidb", "", "also write the merged results as a KCIDB I/O v5 report (JSON) to this file")
+	kcidbOrigin := fs.String("kcidb-origin", "yank", "the KCIDB origin the report's ids are under (as the shards' -kcidb-origin)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return errors.New("report merge: give the artifacts dir of every shard")
+	}
+	if err := engine.CheckKCIDBOrigin(*kcidbOrigin); err != nil {
+		return fmt.Errorf("report merge: -kcidb-origin: %w", err)
 	}
 	var shards []engine.Matrix
 	for _, d := range fs.Args() {
@@ -73,6 +78,9 @@ func reportMerge(args []string, stdout, stderr io.Writer) error {
 	m.Title = *title
 	if err := writeFileWith(filepath.Join(dir, "report.html"), func(w io.Writer) error { return report.Render(w, m) }); err != nil {
 		return fmt.Errorf("report merge: report.html: %w", err)
+	}
+	if err := writeKCIDBFile(*kcidb, *kcidbOrigin, merged.Rows, merged.Plan.Digest); err != nil {
+		return fmt.Errorf("report merge: %w", err)
 	}
 	engine.WriteTable(stdout, merged.Rows)
 	fmt.Fprintf(stdout, "\nmerged %d shards of plan %s (%d trials): %s (matrix.json, matrix.txt, report.html, junit.xml)\n",

@@ -36,6 +36,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if err := mf.writeKCIDB(rows, shard); err != nil {
+		return err
+	}
 	return finishMatrix(stdout, rows, dir, "matrix.json, matrix.txt; per trial: verdict.json, timeline.log, console.log, stacks.txt")
 }
 
