@@ -8,7 +8,8 @@ GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/
 # Debian packages yank needs on the host: QEMU, the real guest agent and
 # busybox for the guest image, Debian's kernel (the "debian" variant and the
 # first guest before any build), kernel source and its build dependencies,
-# and libvirt (the libvirt backend's tests start their own libvirtd).
+# libvirt (the libvirt backend's tests start their own libvirtd) and
+# python3-jsonschema (kcidb-io's validator, third_party/kcidb-io).
 APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 	linux-source-6.1 linux-source-6.12 linux-image-amd64 build-essential bc bison flex \
 	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git \
@@ -140,3 +141,33 @@ matrix: deps report-deps build
 	$(GO) run ./suites/cmd/report -title "yank matrix $(MATRIX_STAMP)" -o $(MATRIX_OUT)/report.html \
 		-junit $(MATRIX_OUT)/junit.xml $(MATRIX_OUT)/report.json || rc=1; \
 	echo "matrix: $(abspath $(MATRIX_OUT))/report.html"; exit $$rc
+
+# --- Nightly in shards (issue 23) -------------------------------------------
+# What ci/examples/ run, on one machine: SHARDS shard jobs of one plan (each
+# `make nightly-shard SHARD=K/N`, artifacts in $(NIGHTLY_OUT)/shard-K), then
+# `make nightly-merge` (one matrix.json, tables, report.html, junit.xml and
+# KCIDB file in $(NIGHTLY_OUT)/merged). Knobs: NIGHTLY_KERNELS,
+# NIGHTLY_SCENARIOS, NIGHTLY_REPEAT (default: the virtio-blk scenarios on
+# stock and rfc-v3-virtio, 3 times: 24 trials), KCIDB_ORIGIN.
+SHARDS ?= 2
+NIGHTLY_OUT ?= artifacts/nightly
+NIGHTLY_KERNELS ?= stock,rfc-v3-virtio
+NIGHTLY_SCENARIOS ?= unbind-race,surprise-io,surprise-idle,graceful-io
+NIGHTLY_REPEAT ?= 3
+KCIDB_ORIGIN ?= yank
+.PHONY: nightly-local nightly-shard nightly-merge
+
+nightly-shard: build
+	@test -n "$(SHARD)" || { echo "nightly-shard: give SHARD=K/N"; exit 2; }
+	./$(BIN) run -kernels $(NIGHTLY_KERNELS) -scenarios $(NIGHTLY_SCENARIOS) -repeat $(NIGHTLY_REPEAT) \
+		-shard $(SHARD) -artifacts $(NIGHTLY_OUT)/shard-$(firstword $(subst /, ,$(SHARD))) \
+		-kcidb $(NIGHTLY_OUT)/shard-$(firstword $(subst /, ,$(SHARD))).kcidb.json -kcidb-origin $(KCIDB_ORIGIN)
+
+nightly-merge: build
+	./$(BIN) report merge -o $(NIGHTLY_OUT)/merged -kcidb $(NIGHTLY_OUT)/merged/kcidb.json -kcidb-origin $(KCIDB_ORIGIN) \
+		$(sort $(wildcard $(NIGHTLY_OUT)/shard-*/))
+
+nightly-local: deps
+	rm -rf $(NIGHTLY_OUT)
+	@for k in $$(seq 1 $(SHARDS)); do $(MAKE) --no-print-directory nightly-shard SHARD=$$k/$(SHARDS) || exit 1; done
+	$(MAKE) --no-print-directory nightly-merge
