@@ -9,11 +9,12 @@ GINKGO_VERSION = $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/
 # busybox for the guest image, Debian's kernel (the "debian" variant and the
 # first guest before any build), kernel source and its build dependencies,
 # libvirt (the libvirt backend's tests start their own libvirtd) and
-# python3-jsonschema (kcidb-io's validator, third_party/kcidb-io).
+# python3-jsonschema (kcidb-io's validator, third_party/kcidb-io) and
+# openssh-server (the qemu+ssh test runs its own sshd).
 APT_PACKAGES := qemu-system-x86 qemu-utils qemu-guest-agent busybox-static \
 	linux-source-6.1 linux-source-6.12 linux-image-amd64 build-essential bc bison flex \
 	libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache pciutils git \
-	libvirt-daemon-system libvirt-clients python3-jsonschema
+	libvirt-daemon-system libvirt-clients python3-jsonschema openssh-server
 TEST_TIMEOUT ?= 80m
 FUZZTIME ?= 10s
 

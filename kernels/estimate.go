@@ -81,17 +81,19 @@ func sourceTree(p *plan) string {
 }
 
 // The reference: this team's machine (2 cores of an AMD EPYC, Oxide
-// virtual Turin-like, TCG; gcc 12.2, ccache empty), 2026-12-06: the probe
-// and the builds of `yank kernel build -timings`.
+// virtual Turin-like, TCG; gcc 12.2, ccache empty, light load), on
+// 2026-12-06: the probe (median of 3: 636-701 ms) and the builds of `yank
+// kernel build -timings` (stock 11m43s, rfc-v3 1m30s, rfc-v3-virtio 34s;
+// stock-6.12 11m39s, rfc-v3-6.12 2m29s, rfc-v3-virtio-6.12 41s).
 const (
-	refProbe = 1000 * time.Millisecond
+	refProbe = 655 * time.Millisecond
 	refCPUs  = 2
 )
 
 var refBuild = map[string]struct{ cold, incremental time.Duration }{
-	"6.1":  {cold: 12 * time.Minute, incremental: 1 * time.Minute},
-	"6.12": {cold: 14 * time.Minute, incremental: 1 * time.Minute},
-	"tree": {cold: 12 * time.Minute, incremental: 1 * time.Minute},
+	"6.1":  {cold: 11*time.Minute + 43*time.Second, incremental: 62 * time.Second},
+	"6.12": {cold: 11*time.Minute + 39*time.Second, incremental: 95 * time.Second},
+	"tree": {cold: 11*time.Minute + 43*time.Second, incremental: 62 * time.Second},
 }
 
 // Estimate is the rough wall time of builds here, given probe (from
