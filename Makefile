@@ -140,7 +140,7 @@ matrix: deps report-deps build
 		--output-dir=$(MATRIX_OUT) --junit-report=junit.xml --json-report=report.json \
 		./suites/hotunplug -- $(MATRIX_ARGS); rc=$$?; \
 	$(GO) run ./suites/cmd/report -title "yank matrix $(MATRIX_STAMP)" -o $(MATRIX_OUT)/report.html \
-		-junit $(MATRIX_OUT)/junit.xml $(MATRIX_OUT)/report.json || rc=1; \
+		-junit $(MATRIX_OUT)/junit.xml -kcidb $(MATRIX_OUT)/kcidb.json -kcidb-origin $(KCIDB_ORIGIN) $(MATRIX_OUT)/report.json || rc=1; \
 	echo "matrix: $(abspath $(MATRIX_OUT))/report.html"; exit $$rc
 
 # --- Nightly in shards (issue 23) -------------------------------------------

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/yank-dev/yank/scenario"
@@ -18,6 +20,7 @@ var kcidbStatus = map[scenario.Outcome]string{
 	scenario.Hang: "FAIL", scenario.Crash: "FAIL", scenario.InfraError: "ERROR",
 	scenario.Missed: "MISS", scenario.Unreached: "MISS",
 	scenario.Pass: "PASS", scenario.Recovered: "PASS",
+	"": "ERROR", // a suite spec that ended with no verdict (timed out, say)
 }
 
 var kcidbOrigin = regexp.MustCompile(`^[a-z0-9_]+$`)
@@ -61,7 +64,7 @@ func WriteKCIDB(w io.Writer, rows []Row, origin, digest string) error {
 			"id":          fmt.Sprintf("%s:%s:%s:r%d", prefix, v.Scenario, cut, r.Rep),
 			"origin":      origin,
 			"build_id":    prefix + ":build",
-			"path":        "yank." + v.Scenario,
+			"path":        strings.TrimSuffix("yank."+v.Scenario, "."),
 			"status":      kcidbStatus[v.Outcome],
 			"comment":     v.Summary(),
 			"duration":    time.Duration(v.Duration).Seconds(),
@@ -73,7 +76,7 @@ func WriteKCIDB(w io.Writer, rows []Row, origin, digest string) error {
 		if !v.Started.IsZero() {
 			t["start_time"] = v.Started.UTC().Format(time.RFC3339Nano)
 		}
-		misc := obj{"outcome": string(v.Outcome), "cut": cut, "achieved_offset": time.Duration(v.AchievedOffset).String()}
+		misc := obj{"outcome": cmp.Or(string(v.Outcome), "none"), "cut": cut, "achieved_offset": time.Duration(v.AchievedOffset).String()}
 		if r.Anchor != "" {
 			misc["anchor"], misc["delay"] = r.Anchor, time.Duration(r.Offset).String()
 		} else {

@@ -26,6 +26,8 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "report.html", "HTML file to write")
 	title := fs.String("title", "yank matrix", "page title")
 	table := fs.String("table", "", "print the text tables of this matrix.json (or the artifacts dir of yank run or yank libvirt holding it) and write no HTML")
+	kcidb := fs.String("kcidb", "", "also write the trials as a KCIDB I/O v5 report (JSON) to this file (the suites' results: give their Ginkgo JSON report)")
+	kcidbOrigin := fs.String("kcidb-origin", "yank", "the KCIDB origin (your CI system's name: a-z, 0-9, _) the report's ids are under")
 	junitFile := fs.String("junit", "", "also parse this JUnit XML report and print its totals (fails if it does not parse)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: yank report [-o report.html] [-junit junit.xml] REPORT.json|ARTIFACTS-DIR...\n"+
@@ -38,6 +40,9 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := engine.CheckKCIDBOrigin(*kcidbOrigin); err != nil {
+		return fmt.Errorf("report: -kcidb-origin: %w", err)
 	}
 	if *table != "" {
 		if fs.NArg() > 0 {
@@ -77,6 +82,11 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	if len(in.Records) == 0 {
 		return fmt.Errorf("report: no trials found in %v", fs.Args())
 	}
+	if *kcidb != "" {
+		if err := writeKCIDB(*kcidb, *kcidbOrigin, in.Records); err != nil {
+			return fmt.Errorf("report: -kcidb %s: %w", *kcidb, err)
+		}
+	}
 	m := Build(in, filepath.Dir(*out))
 	m.Title = *title
 	f, err := os.Create(*out)
@@ -101,4 +111,25 @@ func Command(args []string, stdout, stderr io.Writer) error {
 	WriteRates(stdout, m.Rates)
 	WriteTimings(stdout, m.Timings)
 	return nil
+}
+
+// writeKCIDB writes the records (a suite run's trials, or verdict.json
+// dirs) as KCIDB, ids under the run's seed.
+func writeKCIDB(file, origin string, recs []Record) error {
+	rows := make([]engine.Row, len(recs))
+	seed := int64(0)
+	for i, r := range recs {
+		rows[i] = engine.Row{Kernel: r.Kernel, Offset: r.Offset, Anchor: r.Anchor, Rep: r.Repeat, Verdict: r.Verdict, Host: "-"}
+		rows[i].Verdict.Scenario = cmp.Or(r.Verdict.Scenario, r.Scenario) // a spec with no verdict
+		seed = cmp.Or(seed, r.Seed)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := engine.WriteKCIDB(f, rows, origin, fmt.Sprintf("seed%d", seed)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

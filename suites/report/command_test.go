@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/yank-dev/yank/internal/e2e"
+	"github.com/yank-dev/yank/internal/kcidbcheck"
 )
 
 // TestCommand runs `yank report` on a Ginkgo JSON report and a JUnit
@@ -34,5 +37,26 @@ func TestCommand(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("summary lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// The suites' results as KCIDB: `yank report -kcidb` on their Ginkgo JSON
+// report writes a file kcidb-io's own validator accepts, a no-verdict spec
+// included (ERROR).
+func TestCommandKCIDB(t *testing.T) {
+	e2e.Require(t)
+	dir := t.TempDir()
+	js := ginkgoReport(t, matrixRecords(t, filepath.Join(dir, "artifacts")))
+	file := filepath.Join(dir, "kcidb.json")
+	var stdout, stderr bytes.Buffer
+	if err := Command([]string{"-o", filepath.Join(dir, "out.html"), "-kcidb", file, "-kcidb-origin", "yank_suites", js}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	if err := kcidbcheck.Validate(file); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(file)
+	if n := strings.Count(string(b), `"build_id"`); n != 38 {
+		t.Errorf("%d tests in the KCIDB file, want the report's 38 trials", n)
 	}
 }
