@@ -49,16 +49,10 @@ func tarballIdentity(root, tarball string) (string, error) {
 	if id, ok := ids[tarball]; ok && id.Size == st.Size() && id.ModTime == st.ModTime().UnixNano() && id.SHA256 != "" {
 		return id.SHA256, nil
 	}
-	f, err := os.Open(tarball)
+	sum, err := fileSHA256(tarball)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
 	ids[tarball] = tarballID{Size: st.Size(), ModTime: st.ModTime().UnixNano(), SHA256: sum}
 	if err := mkdirPrivate(filepath.Join(root, "src")); err == nil {
 		_ = writeJSON(idsPath, ids) // losing the cache only costs a re-hash
