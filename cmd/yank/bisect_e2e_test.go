@@ -29,47 +29,8 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cleanNewCacheEntries(t, "trees", "kernels")
-	repo := filepath.Join(t.TempDir(), "linux")
-	t.Logf("making the fixture repository in %s", repo)
-	// Hard-link the cached source (fast) and drop its build dir; every file
-	// the test changes is rewritten, never edited in place.
-	run(t, "", "cp", "-al", filepath.Join(fixed.Dir, "src"), repo)
-	run(t, "", "rm", "-rf", filepath.Join(repo, "yank-out"))
+	repo, good, planted, broken := bisectFixture(t, fixed)
 	git := func(args ...string) string { return run(t, repo, "git", args...) }
-	git("init", "-q")
-	git("config", "user.email", "yank@example.org")
-	git("config", "user.name", "yank test")
-	git("config", "gc.auto", "0") // no background repack competing with the builds
-	// Debian's tree ignores everything at the top level; track it all.
-	writeFile(t, filepath.Join(repo, ".gitignore"), "")
-	git("add", "-A")
-	git("commit", "-qm", "good: 6.1 with the RFC and the virtio consumer")
-	good := git("rev-parse", "HEAD")
-
-	writeFile(t, filepath.Join(repo, "Documentation", "yank-note.txt"), "a harmless change\n")
-	git("add", "-A")
-	git("commit", "-qm", "docs: a harmless change")
-
-	blk := filepath.Join(repo, "drivers/block/virtio_blk.c")
-	patch := "../../kernels/patches/rfc-v3-virtio/0003-virtio_blk-fail-outstanding-requests-when-the-device.patch"
-	abs, _ := filepath.Abs(patch)
-	unshare(t, blk)
-	git("apply", "-R", abs)
-	git("commit", "-qam", "virtio_blk: drop the disconnect callback (plants the hang)")
-	planted := git("rev-parse", "HEAD")
-
-	src, err := os.ReadFile(blk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, blk, string(src)+"\nthis does not compile;\n")
-	git("commit", "-qam", "virtio_blk: break the build")
-	broken := git("rev-parse", "HEAD")
-	writeFile(t, blk, string(src))
-	git("commit", "-qam", "virtio_blk: repair the build")
-	writeFile(t, filepath.Join(repo, "Documentation", "yank-note.txt"), "another harmless change\n")
-	git("commit", "-qam", "docs: another harmless change")
 
 	logDir := filepath.Join(t.TempDir(), "bisect-logs")
 	// The scenario's own cut: at its anchor (del_gendisk), so no step
@@ -112,31 +73,78 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	}
 }
 
-// cleanNewCacheEntries removes, at test end, the cache entries the test's
-// throwaway commits created (each commit's kernel, and the tree's object
-// dir), so repeated runs do not fill the disk.
-func cleanNewCacheEntries(t *testing.T, subdirs ...string) {
+// bisectFixture is the throwaway history, kept in the cache between runs
+// (fixtures/bisect-linux-<base key>) with fixed author and commit dates, so
+// its commits have the same hashes every time: their kernels are cache
+// entries like any other (keyed by commit) and the tree's object dir
+// stays, so a run after the first builds only the commit that does not
+// build, incrementally. The first run on a machine builds them all.
+func bisectFixture(t *testing.T, fixed kernels.Artifact) (repo, good, planted, broken string) {
+	t.Helper()
 	root, err := kernels.CacheRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := map[string]bool{}
-	for _, sub := range subdirs {
-		entries, _ := os.ReadDir(filepath.Join(root, sub))
-		for _, e := range entries {
-			before[filepath.Join(sub, e.Name())] = true
-		}
+	repo = filepath.Join(root, "fixtures", "bisect-linux-"+fixed.Key)
+	for _, kv := range []string{"GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"} {
+		t.Setenv(kv, "2026-12-01T00:00:00Z")
 	}
-	t.Cleanup(func() {
-		for _, sub := range subdirs {
-			entries, _ := os.ReadDir(filepath.Join(root, sub))
-			for _, e := range entries {
-				if rel := filepath.Join(sub, e.Name()); !before[rel] {
-					os.RemoveAll(filepath.Join(root, rel))
-				}
-			}
-		}
-	})
+	git := func(args ...string) string { return run(t, repo, "git", args...) }
+	if out, err := exec.Command("git", "-C", repo, "rev-parse", "-q", "--verify", "refs/tags/fixture-complete").Output(); err == nil && len(out) > 0 {
+		exec.Command("git", "-C", repo, "bisect", "reset").Run() // a run killed mid-bisect
+		git("checkout", "-q", "-f", "master")
+		t.Logf("reusing the fixture repository %s", repo)
+		return repo, git("rev-parse", "fixture-good"), git("rev-parse", "fixture-planted"), git("rev-parse", "fixture-broken")
+	}
+	os.RemoveAll(repo) // an incomplete one
+	if err := os.MkdirAll(filepath.Dir(repo), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("making the fixture repository in %s", repo)
+
+	// Hard-link the cached source (fast) and drop its build dir; every file
+	// the test changes is rewritten, never edited in place.
+	run(t, "", "cp", "-al", filepath.Join(fixed.Dir, "src"), repo)
+	run(t, "", "rm", "-rf", filepath.Join(repo, "yank-out"))
+	git("init", "-q")
+	git("config", "user.email", "yank@example.org")
+	git("config", "user.name", "yank test")
+	git("config", "gc.auto", "0") // no background repack competing with the builds
+	// Debian's tree ignores everything at the top level; track it all.
+	writeFile(t, filepath.Join(repo, ".gitignore"), "")
+	git("add", "-A")
+	git("commit", "-qm", "good: 6.1 with the RFC and the virtio consumer")
+	good = git("rev-parse", "HEAD")
+
+	writeFile(t, filepath.Join(repo, "Documentation", "yank-note.txt"), "a harmless change\n")
+	git("add", "-A")
+	git("commit", "-qm", "docs: a harmless change")
+
+	blk := filepath.Join(repo, "drivers/block/virtio_blk.c")
+	patch := "../../kernels/patches/rfc-v3-virtio/0003-virtio_blk-fail-outstanding-requests-when-the-device.patch"
+	abs, _ := filepath.Abs(patch)
+	unshare(t, blk)
+	git("apply", "-R", abs)
+	git("commit", "-qam", "virtio_blk: drop the disconnect callback (plants the hang)")
+	planted = git("rev-parse", "HEAD")
+
+	src, err := os.ReadFile(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, blk, string(src)+"\nthis does not compile;\n")
+	git("commit", "-qam", "virtio_blk: break the build")
+	broken = git("rev-parse", "HEAD")
+	writeFile(t, blk, string(src))
+	git("commit", "-qam", "virtio_blk: repair the build")
+	writeFile(t, filepath.Join(repo, "Documentation", "yank-note.txt"), "another harmless change\n")
+	git("commit", "-qam", "docs: another harmless change")
+
+	git("tag", "fixture-good", good)
+	git("tag", "fixture-planted", planted)
+	git("tag", "fixture-broken", broken)
+	git("tag", "fixture-complete")
+	return repo, good, planted, broken
 }
 
 func buildYank(t *testing.T) string {
