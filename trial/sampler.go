@@ -34,9 +34,30 @@ const samplerLimit = 2000
 // /run/yank/sampler.ready after its first look and stops when
 // /run/yank/sampler.stop appears.
 func samplerScript(bdf, disk string, funcs []string) string {
-	return fmt.Sprintf(`B=%s; D=%s; F=%q; R=/run/yank; N=0
+	return fmt.Sprintf(`%s
 while [ ! -e $R/sampler.stop ] && [ $N -lt %d ]; do
-  N=$((N+1)); P=; t=none; in=-; w=-
+  N=$((N+1))
+%s
+  [ $N = 1 ] && : > $R/sampler.ready
+  sleep %s
+done
+`, lookVars(bdf, disk, "/run/yank", funcs), samplerLimit, lookScript("/dev/kmsg"), samplerInterval)
+}
+
+// lookVars sets what lookScript reads: the device, the disk, the
+// window's functions, the trial's guest dir and the look's number N.
+func lookVars(bdf, disk, dir string, funcs []string) string {
+	return fmt.Sprintf(`B=%s; D=%s; F=%q; R=%s; N=0`, bdf, disk, strings.Join(funcs, " "), dir)
+}
+
+// lookScript is one look, the sampler's and the trigger's (which takes
+// look 0 right before its T0 line: an anchored cut often comes within
+// milliseconds of T0, before the sampler's next look, and on a busy host
+// the sampler's last one can be older than scenario.MaxSampleGap; look 0
+// is then the I/O and device state just before the anchor's hit). kmsg
+// is /dev/kmsg, or a plain file in tests (>> collects every line).
+func lookScript(kmsg string) string {
+	return fmt.Sprintf(`  P=; t=none; in=-; w=-
   read P 2>/dev/null < $R/trigger.pid
   if [ -n "$P" ]; then
     t=exited
@@ -52,11 +73,7 @@ while [ ! -e $R/sampler.stop ] && [ $N -lt %d ]; do
   while read k v u; do case $k in Dirty:) dirty=$v;; Writeback:) wb=$v;; esac; done < /proc/meminfo
   inf=-; { read r x && inf=$r/$x; } 2>/dev/null < /sys/block/$D/inflight
   dev=gone; if [ -e /sys/bus/pci/devices/$B ]; then dev=present; [ -e /sys/bus/pci/devices/$B/driver ] && dev=bound; fi
-  echo "<7>YANK-S n=$N trig=$t in=$in wchan=${w:--} dirty=$dirty wb=$wb inflight=$inf dev=$dev" > /dev/kmsg
-  [ $N = 1 ] && : > $R/sampler.ready
-  sleep %s
-done
-`, bdf, disk, strings.Join(funcs, " "), samplerLimit, samplerInterval)
+  echo "<7>YANK-S n=$N trig=$t in=$in wchan=${w:--} dirty=$dirty wb=$wb inflight=$inf dev=$dev" >> %s`, kmsg)
 }
 
 // samplerDump prints the sampler's lines from the kernel log (the oldest

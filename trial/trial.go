@@ -379,7 +379,8 @@ func (r *runner) trigger(ctx context.Context) bool {
 	default:
 		action = ":"
 	}
-	script := triggerScript(r.t.Scenario.Trigger, action, "/run/yank", "/dev/kmsg")
+	look := lookVars(r.bdf, r.disk, "/run/yank", r.t.Scenario.WindowWant().TriggerIn)
+	script := triggerScript(r.t.Scenario.Trigger, action, "/run/yank", "/dev/kmsg", look)
 	cmd := bg(script, "/run/yank/trigger.log")
 	if r.t.Scenario.Trigger == scenario.TriggerCommand {
 		cmd = r.withUserArgv(cmd, "yank-trigger", r.t.Scenario.TriggerArgv)
@@ -542,7 +543,10 @@ func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 // watch is the user's command. dir is the trial's guest dir and kmsg the
 // kernel log (parameters for the unit test; >> so that a plain file
 // collects every line, as /dev/kmsg does).
-func triggerScript(trigger scenario.Trigger, action, dir, kmsg string) string {
+//
+// Right before T0 the script takes look 0 (lookScript; vars from
+// lookVars): the I/O and device state just before the trigger starts.
+func triggerScript(trigger scenario.Trigger, action, dir, kmsg, vars string) string {
 	mark0 := fmt.Sprintf(`echo $$ > %s/trigger.pid
 echo "%s trigger=%s pid=$$" >> %s`, dir, scenario.TriggerMarker, trigger, kmsg)
 	body := mark0 + "\n" + action
@@ -551,7 +555,9 @@ echo "%s trigger=%s pid=$$" >> %s`, dir, scenario.TriggerMarker, trigger, kmsg)
 	}
 	return fmt.Sprintf(`n=0; while [ ! -e %s/sampler.ready ] && [ $n -lt 500 ]; do sleep 0.02; n=$((n+1)); done
 %s
-echo "YANK-T1 rc=$?" >> %s`, dir, body, kmsg)
+%s
+%s
+echo "YANK-T1 rc=$?" >> %s`, dir, vars, lookScript(kmsg), body, kmsg)
 }
 
 // userEnv is the environment of a scenario's own trigger and load: what

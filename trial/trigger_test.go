@@ -24,7 +24,7 @@ func TestTriggerScriptPassesArgvUntouched(t *testing.T) {
 	}
 	out := filepath.Join(dir, "argv")
 	argv := []string{"sh", "-c", `printf '%s\n' "$$" "$@" > "$0"`, out, "a b", "$(id)", "'q'", "*", `"x"`}
-	script := triggerScript(scenario.TriggerCommand, "", dir, kmsg)
+	script := triggerScript(scenario.TriggerCommand, "", dir, kmsg, lookVars("0000:99:00.0", "nosuchdisk", dir, []string{"del_gendisk"}))
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "yank-trigger"}, argv...)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, b)
@@ -39,7 +39,13 @@ func TestTriggerScriptPassesArgvUntouched(t *testing.T) {
 	}
 	log, _ := os.ReadFile(kmsg)
 	pid, _ := os.ReadFile(filepath.Join(dir, "trigger.pid"))
-	marker, _, _ := strings.Cut(string(log), "\n")
+	// Look 0 comes first: the state just before T0, the trigger not yet
+	// started, the (made-up) device gone.
+	look0, rest, _ := strings.Cut(string(log), "\n")
+	if !strings.HasPrefix(look0, "<7>YANK-S n=0 trig=none in=- wchan=- dirty=") || !strings.HasSuffix(look0, " inflight=- dev=gone") {
+		t.Fatalf("first kmsg line %q, want look 0 (YANK-S n=0 trig=none ... dev=gone)", look0)
+	}
+	marker, _, _ := strings.Cut(rest, "\n")
 	if p, ok := scenario.MarkerPID(marker); !ok || strconv.Itoa(p) != lines[0] || strings.TrimSpace(string(pid)) != lines[0] {
 		t.Fatalf("T0 %q and trigger.pid %q do not name the pid that ran the argv (%s)", marker, pid, lines[0])
 	}
