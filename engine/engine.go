@@ -52,6 +52,9 @@ type Trial struct {
 	// Snapshots starts the trial from a snapshot in this store (made by
 	// the first trial of its cell); nil boots it cold. UseSnapshots sets it.
 	Snapshots *snapshot.Store
+	// PlanIndex is the trial's place in the whole plan (ShardTrials sets
+	// it; a shard's rows carry it so that a merge restores the plan's order).
+	PlanIndex int
 }
 
 // UseSnapshots sets every trial to start from a snapshot in the cache

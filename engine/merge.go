@@ -13,7 +13,7 @@ import (
 )
 
 // Merge joins the matrix.json of every shard of one plan (names: where
-// each came from, for errors) into one matrix, shard by shard. It refuses
+// each came from, for errors) into one matrix, its rows in the plan's order. It refuses
 // shards of different plans, and a plan with a shard missing or given
 // twice, naming them by number.
 func Merge(shards []Matrix, names []string) (Matrix, error) {
@@ -62,6 +62,9 @@ func Merge(shards []Matrix, names []string) (Matrix, error) {
 	for _, m := range order {
 		rows = append(rows, m.Rows...)
 	}
+	// The plan's order, as one run would have it (shards of an older yank
+	// carry no index: all 0, and the stable sort keeps them shard by shard).
+	slices.SortStableFunc(rows, func(a, b Row) int { return a.PlanIndex - b.PlanIndex })
 	planned := shards[0].Plan.Planned
 	if len(rows) != planned {
 		return Matrix{}, fmt.Errorf("merge: the shards hold %d trials, plan %s has %d (a shard was cut short?)", len(rows), digest, planned)

@@ -77,3 +77,23 @@ func TestWriteJUnit(t *testing.T) {
 		}
 	}
 }
+
+// Shards hold whole cells, balanced by time, so a shard's rows are not a
+// contiguous slice of the plan: the merge puts them back in the plan's
+// order (plan_index), cell by cell, as one run would have them.
+func TestMergeRestoresThePlansOrder(t *testing.T) {
+	at := func(r engine.Row, i int) engine.Row { r.PlanIndex = i; return r }
+	s1 := shard("1/2", "aaaa", 4, at(row("stock", "unbind-race", scenario.Hang), 0), at(row("rfc-v3-virtio", "surprise-io", scenario.Pass), 3))
+	s2 := shard("2/2", "aaaa", 4, at(row("stock", "surprise-io", scenario.Hang), 1), at(row("rfc-v3-virtio", "unbind-race", scenario.Pass), 2))
+	m, err := engine.Merge([]engine.Matrix{s2, s1}, []string{"s2", "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range m.Cells {
+		got = append(got, c.Kernel+"/"+c.Scenario)
+	}
+	if want := "stock/unbind-race stock/surprise-io rfc-v3-virtio/unbind-race rfc-v3-virtio/surprise-io"; strings.Join(got, " ") != want {
+		t.Errorf("merged cells %v, want the plan's order %s", got, want)
+	}
+}

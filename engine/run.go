@@ -25,9 +25,12 @@ type Row struct {
 	Offset scenario.Duration `json:"offset"` // nominal (the verdict has the requested and achieved ones)
 	// Anchor is the anchored cut's event ("" timed): Offset is then the
 	// delay after its hit.
-	Anchor  string           `json:"anchor,omitempty"`
-	Rep     int              `json:"rep"`
-	Verdict scenario.Verdict `json:"verdict"`
+	Anchor string `json:"anchor,omitempty"`
+	Rep    int    `json:"rep"`
+	// PlanIndex is the trial's place in the whole plan (0-based; a
+	// shard's rows are a subset, and Merge puts them back in this order).
+	PlanIndex int              `json:"plan_index"`
+	Verdict   scenario.Verdict `json:"verdict"`
 }
 
 // Cell is one kernel x scenario x offset with the rate of its
@@ -103,7 +106,9 @@ func ShardTrials(trials []Trial, s scenario.ShardSpec) ([]Trial, ShardInfo) {
 	info := ShardInfo{Shard: s.String(), Digest: scenario.PlanDigest(planned, releases, params), Planned: len(trials), Cells: len(cells)}
 	var out []Trial
 	for _, i := range scenario.Shard(planned, s) {
-		out = append(out, trials[i])
+		t := trials[i]
+		t.PlanIndex = i
+		out = append(out, t)
 	}
 	return out, info
 }
@@ -140,6 +145,9 @@ func Run(ctx context.Context, cfg Config) ([]Row, error) {
 			for i := range next {
 				t := cfg.Trials[i]
 				name := fmt.Sprintf("%s (%d/%d)", t.Name(), i+1, len(cfg.Trials))
+				if cfg.Shard == (ShardInfo{}) {
+					t.PlanIndex = i
+				}
 				row, err := runPooled(ctx, cfg, t, name, logf)
 				if err != nil {
 					badMu.Lock()
@@ -172,7 +180,7 @@ feed:
 // runPooled runs one trial of a matrix on a backend from the pool; a
 // trial that gets no backend is an INFRA-ERROR row.
 func runPooled(ctx context.Context, cfg Config, t Trial, name string, logf func(string, ...any)) (Row, error) {
-	row := Row{Kernel: t.Kernel, Offset: scenario.Duration(t.Nominal), Anchor: t.Anchor, Rep: t.Repeat}
+	row := Row{Kernel: t.Kernel, Offset: scenario.Duration(t.Nominal), Anchor: t.Anchor, Rep: t.Repeat, PlanIndex: t.PlanIndex}
 	infra := func(reason string) scenario.Verdict {
 		return scenario.Verdict{Outcome: scenario.InfraError, Reason: reason, Scenario: t.Scenario.Name, Kernel: t.Kernel,
 			Params: t.Params, RequestedOffset: scenario.Duration(t.Offset), Started: time.Now()}
