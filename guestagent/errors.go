@@ -17,6 +17,10 @@ var (
 	ErrUnknownPID = errors.New("guest agent does not know this pid")
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("guest agent client closed")
+	// ErrNotExited: the agent started the command, and the deadline passed
+	// before it finished (Wait saw it still running, or Run's status call
+	// got no reply in the time left). The guest is slow, not silent.
+	ErrNotExited = errors.New("guest command still running")
 )
 
 // Error is an error reply from the agent: {"error":{"class":..,"desc":..}}.

@@ -2,6 +2,7 @@ package guestagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -130,8 +131,8 @@ func (c *Client) Wait(ctx context.Context, pid int, poll time.Duration) (ExecSta
 		}
 		select {
 		case <-ctx.Done():
-			return s, fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w",
-				pid, time.Since(start).Round(time.Millisecond), ctx.Err())
+			return s, fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w (%w)",
+				pid, time.Since(start).Round(time.Millisecond), ctx.Err(), ErrNotExited)
 		case <-time.After(interval):
 		}
 		if poll <= 0 {
@@ -154,7 +155,13 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (ExecStatus, error) {
 	if err != nil {
 		return ExecStatus{}, err
 	}
-	return c.Wait(ctx, pid, 0)
+	s, err := c.Wait(ctx, pid, 0)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrNotExited) {
+		// The deadline passed during a status call: the agent did start
+		// the command, so the guest is slow, not (yet) silent.
+		err = fmt.Errorf("%w (%w: pid %d was started)", err, ErrNotExited, pid)
+	}
+	return s, err
 }
 
 // RunShell runs `/bin/sh -c script` and waits for it.

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/yank-dev/yank/guestagent/agenttest"
 )
@@ -130,4 +131,22 @@ func handleExec(f *agenttest.Agent, pid int) (args *json.RawMessage) {
 		w.Reply(map[string]int{"pid": pid})
 	})
 	return args
+}
+
+// A command the agent keeps reporting as running past the deadline is
+// ErrNotExited (the agent is alive, the guest slow), and the deadline's.
+func TestWaitPastDeadlineIsNotExited(t *testing.T) {
+	f := agenttest.New(t)
+	handleExec(f, 7)
+	f.Handle("guest-exec-status", func(w *agenttest.Conn, _ json.RawMessage) {
+		w.Send(`{"return": {"exited": false}}` + "\n")
+	})
+	f.Start()
+	c := dialFake(t, f)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := c.Wait(ctx, 7, 0)
+	if !errors.Is(err, ErrNotExited) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrAgentSilent) {
+		t.Fatalf("want ErrNotExited and DeadlineExceeded (not ErrAgentSilent), got %v", err)
+	}
 }

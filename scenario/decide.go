@@ -44,6 +44,10 @@ type Probe struct {
 	// error.
 	RemovalDone bool   `json:"removal_done,omitempty"`
 	RemovalErr  string `json:"removal_err,omitempty"`
+	// Slow: the probe failed because its deadline passed after the agent
+	// had started it (guestagent.ErrNotExited): a slow guest, not a
+	// silent one.
+	Slow bool `json:"slow,omitempty"`
 }
 
 // Event is a QMP event as the host received it.
@@ -146,7 +150,9 @@ const maxProbeFailures = 3
 //   - CRASH: an oops/BUG/panic on the console or a GUEST_PANICKED event,
 //     whatever else was seen (a late oops beats a PASS).
 //   - INFRA-ERROR: QEMU exited; a probe's answer was unreadable; the agent
-//     failed maxProbeFailures probes in a row; the guest never logged the
+//     failed maxProbeFailures probes in a row (a probe the agent still
+//     ran when its deadline passed is a slow guest, not a silent one:
+//     those count only once the budget is spent); the guest never logged the
 //     removal path within RemovalProof; no verdict within Budget.
 //   - HANG is proven from inside the guest: a task stays in D state while
 //     its context-switch count does not move (a task in a timed sleep,
@@ -203,12 +209,19 @@ func Decide(o Observed) Decision {
 		return d.infra("unreadable guest probe: %s", last.Err)
 	}
 	if last.State == nil {
-		failed := 0
+		failed, slow := 0, 0
 		for i := len(o.Probes) - 1; i >= 0 && o.Probes[i].State == nil; i-- {
 			failed++
+			if o.Probes[i].Slow && failed <= maxProbeFailures {
+				slow++
+			}
 		}
-		if failed >= maxProbeFailures {
+		switch {
+		case failed >= maxProbeFailures && slow == 0:
 			return d.infra("guest agent went silent after the removal (%d probes failed, last: %s)", failed, last.Err)
+		case failed >= maxProbeFailures && now.Sub(o.Removal) > o.Scenario.Budget(o.Params):
+			return d.infra("guest too slow to probe: %d probes in a row failed (the agent still ran them, the guest did not finish them in time), %s after the removal; last: %s",
+				failed, now.Sub(o.Removal).Round(time.Second), last.Err)
 		}
 		return d
 	}

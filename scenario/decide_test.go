@@ -92,6 +92,9 @@ func observed(ps []Probe, c []journal.Entry[string]) Observed {
 func TestDecideRules(t *testing.T) {
 	p := ruleParams // StallWindow 3 s, Settle 1 s, RemovalProof 5 s, Budget 90 s
 	failed := func(ms int) Probe { return Probe{Host: at(ms), Err: "guest-exec: timeout"} }
+	slowed := func(ms int) Probe {
+		return Probe{Host: at(ms), Err: "guestagent: waiting for guest pid 98: not exited after 2.739s", Slow: true}
+	}
 	hit := &WindowEvidence{Samples: 40, Hit: true, Reason: "trigger in del_gendisk at the cut"}
 	for _, tc := range []struct {
 		name   string
@@ -119,6 +122,12 @@ func TestDecideRules(t *testing.T) {
 		{"unreadable probe is yank's bug", observed([]Probe{{Host: at(250), Err: `probe output lacks "up"`, Unreadable: true}}, console(false)), InfraError, false, "unreadable guest probe"},
 		{"two failed probes: keep probing", observed(append(probes(2, 250*time.Millisecond, hung), failed(750), failed(1000)), console(false)), "", false, ""},
 		{"three failed probes: silent agent", observed(append(probes(2, 250*time.Millisecond, hung), failed(750), failed(1000), failed(1250)), console(false)), InfraError, false, "guest agent went silent"},
+		// The agent ran the probes but the guest did not finish them in
+		// time (a guest failing 40 MB of writes after the cut, two guests
+		// on 2 cores): slow, not silent; keep probing until the budget.
+		{"three slow probes: keep probing", observed(append(probes(2, 250*time.Millisecond, hung), slowed(3750), slowed(6750), slowed(9750)), console(false)), "", false, ""},
+		{"one slow among three failed: not silent", observed(append(probes(2, 250*time.Millisecond, hung), failed(750), slowed(3750), failed(4000)), console(false)), "", false, ""},
+		{"slow probes past the budget: too slow to probe", observed(append(probes(2, 250*time.Millisecond, hung), slowed(88000), slowed(91000), slowed(94000)), console(false)), InfraError, false, "guest too slow to probe: 3 probes in a row failed"},
 		{"stuck 3 s on both clocks: HANG", observed(probes(13, 250*time.Millisecond, hung), console(false)), Hang, false, "did not run for 3s of guest time"},
 		{"stuck 2.75 s: not yet", observed(probes(12, 250*time.Millisecond, hung), console(false)), "", false, ""},
 		{"a starved guest's clock did not move 3 s: no HANG", observed(probes(40, 50*time.Millisecond, hung), console(false)), "", false, ""},

@@ -2,6 +2,7 @@ package trial
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -42,6 +43,7 @@ func probe(ctx context.Context, a *guestagent.Client, bdf, disk string) scenario
 	switch {
 	case err != nil:
 		p.Err = err.Error()
+		p.Slow = errors.Is(err, guestagent.ErrNotExited)
 	case res.ExitCode != 0:
 		p.Err = fmt.Sprintf("probe script exited %d: %s", res.ExitCode, res.Stderr)
 	default:
