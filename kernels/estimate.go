@@ -1,13 +1,14 @@
 package kernels
 
 // What a run will build before its first trial, and roughly how long that
-// takes on this machine: a compile probe (gcc -O2 on a fixed generated
-// file, about a second) scaled by the same probe and the real builds
-// measured on a reference machine.
+// takes on this machine: from its own earlier builds when the cache has
+// them, else a compile probe (gcc -O2 on a fixed generated file, about a
+// second) against two reference machines' real builds, as a range.
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -80,37 +81,99 @@ func sourceTree(p *plan) string {
 	}
 }
 
-// The reference: this team's machine (2 cores of an AMD EPYC, Oxide
-// virtual Turin-like, TCG; gcc 12.2, ccache empty, light load), on
-// 2026-12-06: the probe (median of 3: 636-701 ms) and the builds of `yank
-// kernel build -timings` (stock 11m43s, rfc-v3 1m30s, rfc-v3-virtio 34s;
-// stock-6.12 11m39s, rfc-v3-6.12 2m29s, rfc-v3-virtio-6.12 41s).
+// The references: two 2-core TCG machines with gcc 12.2, ccache empty,
+// light load, and `yank kernel build -timings`. The compile probe was
+// about the same on both (AMD EPYC, Oxide virtual Turin-like, 2026-12-06:
+// median 655 ms; Intel Xeon, 2026-12-07: 681 ms), yet their cold builds
+// differed threefold (stock 11m43s and 3m50s; stock-6.12 11m39s and
+// 5m26s; a variant on a cached base 62-95 s and 11-35 s): a probe places
+// a machine in that range, no closer. A machine's own earlier builds
+// (MeasuredHere) are better, and are used when the cache has them.
 const (
-	refProbe = 655 * time.Millisecond
+	refProbe = 668 * time.Millisecond
 	refCPUs  = 2
 )
 
-var refBuild = map[string]struct{ cold, incremental time.Duration }{
-	"6.1":  {cold: 11*time.Minute + 43*time.Second, incremental: 62 * time.Second},
-	"6.12": {cold: 11*time.Minute + 39*time.Second, incremental: 95 * time.Second},
-	"tree": {cold: 11*time.Minute + 43*time.Second, incremental: 62 * time.Second},
+// BuildTimes is how long a full (cold) build and an incremental one took.
+type BuildTimes struct{ Cold, Incremental time.Duration }
+
+// refBuild is per source tree: the slow machine's and the fast one's.
+var refBuild = map[string][2]BuildTimes{
+	"6.1":  {{11*time.Minute + 43*time.Second, 62 * time.Second}, {3*time.Minute + 50*time.Second, 32 * time.Second}},
+	"6.12": {{11*time.Minute + 39*time.Second, 95 * time.Second}, {5*time.Minute + 26*time.Second, 35 * time.Second}},
+	"tree": {{11*time.Minute + 43*time.Second, 62 * time.Second}, {3*time.Minute + 50*time.Second, 32 * time.Second}},
 }
 
-// Estimate is the rough wall time of builds here, given probe (from
-// ProbeCompile): the reference times scaled by probe/refProbe and by the
-// CPUs make -j uses.
-func Estimate(builds []Pending, probe time.Duration) time.Duration {
-	scale := float64(probe) / float64(refProbe) * float64(refCPUs) / float64(runtime.NumCPU())
-	var total time.Duration
-	for _, b := range builds {
-		r := refBuild[b.Tree]
-		d := r.incremental
-		if b.Cold {
-			d = r.cold
+// fullBuildLines: a build of at least this many Kbuild lines, not
+// incremental, compiled the whole kernel (a cold 6.1 build prints ~1700).
+const fullBuildLines = 1000
+
+// MeasuredHere reads this machine's own builds from the cache entries'
+// meta.json: per source tree, the newest full build and the newest
+// incremental one (builds made with another -j are left out).
+func MeasuredHere(root string) map[string]BuildTimes {
+	out := map[string]BuildTimes{}
+	dirs, _ := os.ReadDir(filepath.Join(root, "kernels"))
+	type seen struct{ cold, incr time.Time }
+	newest := map[string]seen{}
+	for _, d := range dirs {
+		var m struct {
+			Release     string    `json:"release"`
+			Source      string    `json:"source"`
+			Incremental bool      `json:"incremental"`
+			MakeLines   int       `json:"make_lines"`
+			Total       float64   `json:"total_seconds"`
+			Jobs        int       `json:"jobs"`
+			Created     time.Time `json:"created"`
 		}
-		total += time.Duration(float64(d) * scale)
+		b, err := os.ReadFile(filepath.Join(root, "kernels", d.Name(), "meta.json"))
+		if err != nil || json.Unmarshal(b, &m) != nil || m.Total <= 0 || m.Jobs != runtime.NumCPU() {
+			continue
+		}
+		tree := "6.1"
+		switch {
+		case strings.HasPrefix(m.Source, "tree"):
+			tree = "tree"
+		case strings.HasPrefix(m.Release, "6.12"):
+			tree = "6.12"
+		}
+		took := time.Duration(m.Total * float64(time.Second))
+		bt, n := out[tree], newest[tree]
+		switch {
+		case !m.Incremental && m.MakeLines >= fullBuildLines && m.Created.After(n.cold):
+			bt.Cold, n.cold = took, m.Created
+		case m.Incremental && m.Created.After(n.incr):
+			bt.Incremental, n.incr = took, m.Created
+		}
+		out[tree], newest[tree] = bt, n
 	}
-	return total
+	return out
+}
+
+// Estimate is the rough wall time of builds here, as a range: each build
+// from this machine's own measured one of its kind (here), else the two
+// reference machines' times scaled by probe/refProbe and by the CPUs
+// make -j uses. fromHere says whether every build came from here.
+func Estimate(builds []Pending, probe time.Duration, here map[string]BuildTimes) (low, high time.Duration, fromHere bool) {
+	scale := float64(probe) / float64(refProbe) * float64(refCPUs) / float64(runtime.NumCPU())
+	fromHere = true
+	for _, b := range builds {
+		pick := func(t BuildTimes) time.Duration {
+			if b.Cold {
+				return t.Cold
+			}
+			return t.Incremental
+		}
+		if d := pick(here[b.Tree]); d > 0 {
+			low, high = low+d, high+d
+			continue
+		}
+		fromHere = false
+		r := refBuild[b.Tree]
+		slow, fast := time.Duration(float64(pick(r[0]))*scale), time.Duration(float64(pick(r[1]))*scale)
+		low, high = low+min(slow, fast), high+max(slow, fast)
+	}
+	return low, high, fromHere
 }
 
 // ProbeCompile times gcc -O2 on a generated file, single-threaded: the
@@ -147,7 +210,7 @@ func AnnounceBuilds(ctx context.Context, specs []Spec, cacheDir string, w io.Wri
 	if err != nil || len(builds) == 0 {
 		return err
 	}
-	probe, err := ProbeCompile(ctx)
+	root, err := cacheRoot(cacheDir)
 	if err != nil {
 		return err
 	}
@@ -159,9 +222,34 @@ func AnnounceBuilds(ctx context.Context, specs []Spec, cacheDir string, w io.Wri
 		}
 		names = append(names, fmt.Sprintf("%s (%s)", b.Name, how))
 	}
-	fmt.Fprintf(w, "kernels to build first: %s: roughly %.0f min on this machine (compile probe %s here, %s on the reference machine, where a cold 6.1 build took %s; a cold build is most of it, ccache hits make it shorter)\n",
-		strings.Join(names, ", "), max(1, Estimate(builds, probe).Minutes()), probe.Round(10*time.Millisecond), refProbe, refBuild["6.1"].cold)
+	here := MeasuredHere(root)
+	if took, _, ok := Estimate(builds, 0, here); ok {
+		fmt.Fprintf(w, "kernels to build first: %s: about %s on this machine (from its own earlier builds of the same kinds, in %s)\n",
+			strings.Join(names, ", "), roundMinutes(took), root)
+		return nil
+	}
+	probe, err := ProbeCompile(ctx)
+	if err != nil {
+		return err
+	}
+	low, high, _ := Estimate(builds, probe, here)
+	fmt.Fprintf(w, "kernels to build first: %s: roughly %s on this machine (compile probe %s here; two machines with a probe like it (655-681 ms) built a cold 6.1 kernel in %s and %s, so the probe gives a range; a cold build is most of it, and each build prints its time left as it goes)\n",
+		strings.Join(names, ", "), minutesRange(low, high), probe.Round(10*time.Millisecond),
+		refBuild["6.1"][1].Cold, refBuild["6.1"][0].Cold)
 	return nil
+}
+
+// minutesRange prints "6-18 min".
+func minutesRange(low, high time.Duration) string {
+	return fmt.Sprintf("%.0f-%.0f min", max(1, low.Minutes()), max(1, high.Minutes()))
+}
+
+// roundMinutes prints d as whole minutes ("4 min"), or "under a minute".
+func roundMinutes(d time.Duration) string {
+	if d < time.Minute {
+		return "under a minute"
+	}
+	return fmt.Sprintf("%.0f min", d.Minutes())
 }
 
 // probeSource is kernel-like C: structs, loops, switches, recursion.
