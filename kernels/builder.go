@@ -21,6 +21,7 @@ type builder struct {
 	start     time.Time
 	makeLines int
 	unlock    func() // releases the tree object dir's lock, if taken
+	marker    string // buildMarker of a kept object dir, "" for a temp one
 }
 
 func (b *builder) progressf(format string, args ...any) {

@@ -125,7 +125,16 @@ func (b *builder) compile(ctx context.Context) error {
 		}
 	}()
 	fmt.Fprintf(b.log, "make -j%d (estimate %d lines)\n", jobs, estimate)
+	if b.marker != "" {
+		if err := os.WriteFile(b.marker, []byte(time.Now().UTC().Format(time.RFC3339Nano)+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
 	err := run(ctx, "", b.makeEnv(), pw, "make", b.makeArgs(fmt.Sprintf("-j%d", jobs), "bzImage")...)
+	if b.marker != "" && ctx.Err() == nil && exitedByItself(err) {
+		// make ran to its end, failed or not: nothing is left cut short.
+		os.Remove(b.marker)
+	}
 	pw.Close()
 	<-done
 	tick.Stop()

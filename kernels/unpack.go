@@ -42,7 +42,7 @@ func (b *builder) prepareTree(ctx context.Context) error {
 		// One object dir per tree path, kept between builds: the next
 		// commit of a bisect then rebuilds only what changed, and the
 		// stable paths give ccache hits. The lock serializes its users.
-		dir := filepath.Join(b.root, "trees", sha256Hex([]byte(b.tree))[:16])
+		dir := TreeBuildDir(b.root, b.tree)
 		if err := mkdirPrivate(dir); err != nil {
 			return err
 		}
@@ -54,7 +54,15 @@ func (b *builder) prepareTree(ctx context.Context) error {
 		_ = os.WriteFile(filepath.Join(dir, "tree"), []byte(b.tree+"\n"), 0o600)
 		b.src = b.tree
 		b.obj = filepath.Join(dir, "obj")
-		return mkdirPrivate(b.obj)
+		b.marker = filepath.Join(dir, buildMarker)
+		if err := mkdirPrivate(b.obj); err != nil {
+			return err
+		}
+		n, err := discardInterruptedBuild(b.obj, b.marker, b.log)
+		if n > 0 {
+			b.progressf("%s: the last build of this tree was interrupted: removed the %d files it wrote, make redoes them", b.variant, n)
+		}
+		return err
 	case b.tree != "":
 		// Hard links when the tree is on the cache's filesystem, else a copy.
 		if err := run(ctx, "", nil, b.log, "cp", "-al", b.tree, b.src); err != nil {
@@ -73,6 +81,12 @@ func (b *builder) prepareTree(ctx context.Context) error {
 		}
 	}
 	return mkdirPrivate(b.obj)
+}
+
+// TreeBuildDir is where a kernel tree's kept object dir (obj) and its lock
+// live in the cache at root.
+func TreeBuildDir(root, tree string) string {
+	return filepath.Join(root, "trees", sha256Hex([]byte(tree))[:16])
 }
 
 // unpackTarball extracts the tarball once into <root>/src/<sha16>/linux and

@@ -240,7 +240,10 @@ func runBisectStep(ctx context.Context, step *bisectStep, sc scenario.Scenario, 
 	k, err := kernels.Build(ctx, build)
 	step.Build = scenario.Duration(time.Since(buildStart))
 	if err != nil {
-		// A commit that does not build says nothing about the hang.
+		// A commit that does not build says nothing about the hang. The
+		// compiler's lines and the kept log go to the step's log; the
+		// reason stays one line.
+		fmt.Fprintf(log, "bisect-run: %v\n", err)
 		skip("kernel does not build: %v", firstLine(err.Error()))
 		return
 	}
