@@ -30,11 +30,7 @@ func TestBisectFindsThePlantedHang(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	yank := buildYank(t)
-	fixed, err := kernels.Resolve(ctx, "rfc-v3-virtio", testLog{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, good, planted, broken := bisectFixture(t, fixed)
+	repo, good, planted, broken := bisectFixture(ctx, t)
 	git := func(args ...string) string { return run(t, repo, "git", args...) }
 
 	logDir := filepath.Join(t.TempDir(), "bisect-logs")
@@ -100,11 +96,7 @@ func TestTreeBuildAfterAnInterruptedOne(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	yank := buildYank(t)
-	fixed, err := kernels.Resolve(ctx, "rfc-v3-virtio", testLog{t})
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, _, _, _ := bisectFixture(t, fixed)
+	repo, _, _, _ := bisectFixture(ctx, t)
 	root, err := kernels.CacheRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -165,8 +157,12 @@ func TestTreeBuildAfterAnInterruptedOne(t *testing.T) {
 // entries like any other (keyed by commit) and the tree's object dir
 // stays, so a run after the first builds only the commit that does not
 // build, incrementally. The first run on a machine builds them all.
-func bisectFixture(t *testing.T, fixed kernels.Artifact) (repo, good, planted, broken string) {
+func bisectFixture(ctx context.Context, t *testing.T) (repo, good, planted, broken string) {
 	t.Helper()
+	fixed, err := kernels.Resolve(ctx, "rfc-v3-virtio", testLog{t})
+	if err != nil {
+		t.Fatal(err)
+	}
 	root, err := kernels.CacheRoot()
 	if err != nil {
 		t.Fatal(err)
