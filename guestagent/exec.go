@@ -124,11 +124,20 @@ func (c *Client) Wait(ctx context.Context, pid int, poll time.Duration) (ExecSta
 	if poll <= 0 {
 		interval = 5 * time.Millisecond
 	}
+	seenRunning := false
 	for {
 		s, err := c.ExecStatus(ctx, pid)
+		if err != nil && seenRunning && ctx.Err() != nil && !errors.Is(err, ErrAgentSilent) {
+			// The deadline passed between polls (time.After and ctx.Done
+			// can be ready together) or during one: the agent had
+			// answered "running", so the guest is slow, not silent.
+			return s, fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w (%w)",
+				pid, time.Since(start).Round(time.Millisecond), ctx.Err(), ErrNotExited)
+		}
 		if err != nil || s.Exited {
 			return s, err
 		}
+		seenRunning = true
 		select {
 		case <-ctx.Done():
 			return s, fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w (%w)",

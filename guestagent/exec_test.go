@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -135,18 +136,48 @@ func handleExec(f *agenttest.Agent, pid int) (args *json.RawMessage) {
 
 // A command the agent keeps reporting as running past the deadline is
 // ErrNotExited (the agent is alive, the guest slow), and the deadline's.
+// The deadline passes after the agent's third "running" answer, not at a
+// clock time: with a 100 ms timeout a loaded machine (CI's failure) could
+// pass it between polls or before the first answer.
 func TestWaitPastDeadlineIsNotExited(t *testing.T) {
 	f := agenttest.New(t)
 	handleExec(f, 7)
+	ctx := newTestDeadline(time.Minute)
+	var answers atomic.Int32
 	f.Handle("guest-exec-status", func(w *agenttest.Conn, _ json.RawMessage) {
 		w.Send(`{"return": {"exited": false}}` + "\n")
+		if answers.Add(1) == 3 {
+			ctx.pass()
+		}
 	})
 	f.Start()
 	c := dialFake(t, f)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
 	_, err := c.Wait(ctx, 7, 0)
 	if !errors.Is(err, ErrNotExited) || !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrAgentSilent) {
 		t.Fatalf("want ErrNotExited and DeadlineExceeded (not ErrAgentSilent), got %v", err)
+	}
+}
+
+// testDeadline is a context whose deadline passes when the test says so.
+type testDeadline struct {
+	context.Context
+	at   time.Time
+	done chan struct{}
+	once sync.Once
+}
+
+func newTestDeadline(far time.Duration) *testDeadline {
+	return &testDeadline{Context: context.Background(), at: time.Now().Add(far), done: make(chan struct{})}
+}
+
+func (d *testDeadline) pass()                       { d.once.Do(func() { close(d.done) }) }
+func (d *testDeadline) Deadline() (time.Time, bool) { return d.at, true }
+func (d *testDeadline) Done() <-chan struct{}       { return d.done }
+func (d *testDeadline) Err() error {
+	select {
+	case <-d.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }
