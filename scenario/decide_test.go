@@ -329,11 +329,11 @@ func readJSONL[T any](t *testing.T, path string) []T {
 	return out
 }
 
-// TestDecideTimedSleepIsNoHang replays a fixed kernel's trial that a 1 s
-// stall window once called HANG (testdata/undecided/*/README): pciehp
-// sleeping in msleep is not stuck, so no probe may decide HANG.
-func TestDecideTimedSleepIsNoHang(t *testing.T) {
-	dir := "testdata/undecided/fixed-unbind-race-2s-pciehp-msleep"
+// replayUndecided loads a recorded false HANG (testdata/undecided/*/README)
+// and checks it is one: the recorded verdict says HANG with a 1 s stall
+// window.
+func replayUndecided(t *testing.T, dir string) (Observed, []Probe) {
+	t.Helper()
 	var v Verdict
 	readJSON(t, filepath.Join(dir, "verdict.json"), &v)
 	sc, err := Lookup(v.Scenario)
@@ -346,12 +346,26 @@ func TestDecideTimedSleepIsNoHang(t *testing.T) {
 	if v.Outcome != Hang || v.Params.StallWindow != time.Second {
 		t.Fatalf("the recording is not the false HANG it is kept for: %s, stall window %s", v.Outcome, v.Params.StallWindow)
 	}
+	return o, ps
+}
+
+// noHangAtAnyProbe decides o probe by probe: none may be a HANG.
+func noHangAtAnyProbe(t *testing.T, o Observed, ps []Probe) {
+	t.Helper()
 	for i := 1; i <= len(ps); i++ {
 		o.Probes = ps[:i]
 		if d := Decide(o); d.Outcome == Hang {
 			t.Fatalf("probe %d of %d: HANG: %s", i, len(ps), d.Reason)
 		}
 	}
+}
+
+// TestDecideTimedSleepIsNoHang replays a fixed kernel's trial that a 1 s
+// stall window once called HANG: pciehp sleeping in msleep is not stuck,
+// so no probe may decide HANG.
+func TestDecideTimedSleepIsNoHang(t *testing.T) {
+	o, ps := replayUndecided(t, "testdata/undecided/fixed-unbind-race-2s-pciehp-msleep")
+	noHangAtAnyProbe(t, o, ps)
 	// Without the timed-sleep rule the same probes are a HANG: the test
 	// can fail.
 	saved := timedSleeps
@@ -360,6 +374,25 @@ func TestDecideTimedSleepIsNoHang(t *testing.T) {
 	o.Probes = ps
 	if d := Decide(o); d.Outcome != Hang {
 		t.Fatalf("without the timed-sleep rule the recording decides %q, not the HANG it recorded", d.Outcome)
+	}
+}
+
+// TestDecideThrottleGapIsNoHang replays a graceful-io trial that a 1 s
+// stall window called HANG while the device was present and the write
+// throttle held its requests back: a graceful removal's horizon includes
+// the throttle's drain (2.5 s), so no probe may decide HANG.
+func TestDecideThrottleGapIsNoHang(t *testing.T) {
+	o, ps := replayUndecided(t, "testdata/undecided/stock-6.12-graceful-io-throttle-gap")
+	if got := o.Scenario.HangAfterFor(o.Params); got != 3500*time.Millisecond {
+		t.Fatalf("graceful-io's hang horizon %s, want 3.5s (1 s window + 4 x 1.25 MiB at 2 MiB/s)", got)
+	}
+	noHangAtAnyProbe(t, o, ps)
+	// Unthrottled, the horizon is the stall window again and the same
+	// probes are the HANG they recorded: the test can fail.
+	o.Params.ThrottleBps = -1
+	o.Probes = ps
+	if d := Decide(o); d.Outcome != Hang {
+		t.Fatalf("with no throttle drain the recording decides %q, not the HANG it recorded", d.Outcome)
 	}
 }
 

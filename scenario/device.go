@@ -129,13 +129,21 @@ func (d *Device) HangAfter(p Params) time.Duration {
 }
 
 // HangAfterFor is the stall a HANG needs in this scenario: the device's
-// horizon, or the scenario's hang_after when that is longer.
+// horizon, or the scenario's hang_after when that is longer. A graceful
+// removal leaves the device in place while the guest's I/O still flows
+// through yank's write throttle, which completes nothing while it holds
+// a request back: the stall window then starts only once the throttle
+// could have let out every request the device can hold (ThrottleDrain).
 func (s Scenario) HangAfterFor(p Params) time.Duration {
 	d := s.DeviceInfo()
 	if d == nil {
 		return p.StallWindow
 	}
-	return max(d.HangAfter(p), time.Duration(s.HangAfter))
+	h := max(d.HangAfter(p), time.Duration(s.HangAfter))
+	if s.Removal == RemovalGraceful {
+		h = max(h, p.StallWindow+p.ThrottleDrain())
+	}
+	return h
 }
 
 // Budget is how long after the removal a trial of this scenario may take

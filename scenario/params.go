@@ -95,6 +95,25 @@ func (p Params) WithDefaults() Params {
 	return p
 }
 
+// maxRequestBytes is the largest write the guest sends: Linux's default
+// max_sectors (BLK_DEF_MAX_SECTORS_CAP, 2560 sectors, in both 6.1 and
+// 6.12; virtio-blk sets no lower limit).
+const maxRequestBytes = 2560 * 512
+
+// ThrottleDrain is how long the write throttle may hold back completions
+// while the device is present: every request the queue holds, at its
+// largest, at the throttle's rate (4 x 1.25 MiB at 2 MiB/s: 2.5 s). On
+// stock-6.12's graceful-io it measured up to 1.81 s with no write
+// completing (2026-12-07), which the 1 s stall window had read as a HANG.
+// Zero when unthrottled.
+func (p Params) ThrottleDrain() time.Duration {
+	p = p.WithDefaults()
+	if p.ThrottleBps <= 0 {
+		return 0
+	}
+	return time.Duration(float64(p.QueueSize*maxRequestBytes) / float64(p.ThrottleBps) * float64(time.Second))
+}
+
 // Validate names the first bad knob and what to do about it.
 func (p Params) Validate() error {
 	var errs []error
