@@ -220,11 +220,13 @@ wait:
 		case w = <-g.result:
 			break wait
 		case ok := <-trig:
+			// The trigger has returned either way: its one result is
+			// taken, so the caller must not wait for it again.
+			started, trig = true, nil
 			if !ok {
 				w.err = errTriggerFailed
 				break wait
 			}
-			started, trig = true, nil
 			budget.Reset(time.Until(r.v.Timeline.Trigger.Add(r.p.AnchorBudget)))
 		case <-budget.C:
 			w.err = fmt.Errorf("%w within %s after T0", errUnreached, r.p.AnchorBudget)
