@@ -124,6 +124,10 @@ func (c *Client) Wait(ctx context.Context, pid int, poll time.Duration) (ExecSta
 	if poll <= 0 {
 		interval = 5 * time.Millisecond
 	}
+	notExited := func() error {
+		return fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w (%w)",
+			pid, time.Since(start).Round(time.Millisecond), ctx.Err(), ErrNotExited)
+	}
 	seenRunning := false
 	for {
 		s, err := c.ExecStatus(ctx, pid)
@@ -131,8 +135,7 @@ func (c *Client) Wait(ctx context.Context, pid int, poll time.Duration) (ExecSta
 			// The deadline passed between polls (time.After and ctx.Done
 			// can be ready together) or during one: the agent had
 			// answered "running", so the guest is slow, not silent.
-			return s, fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w (%w)",
-				pid, time.Since(start).Round(time.Millisecond), ctx.Err(), ErrNotExited)
+			return s, notExited()
 		}
 		if err != nil || s.Exited {
 			return s, err
@@ -140,8 +143,7 @@ func (c *Client) Wait(ctx context.Context, pid int, poll time.Duration) (ExecSta
 		seenRunning = true
 		select {
 		case <-ctx.Done():
-			return s, fmt.Errorf("guestagent: waiting for guest pid %d: not exited after %v: %w (%w)",
-				pid, time.Since(start).Round(time.Millisecond), ctx.Err(), ErrNotExited)
+			return s, notExited()
 		case <-time.After(interval):
 		}
 		if poll <= 0 {
