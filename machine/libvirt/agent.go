@@ -50,6 +50,34 @@ func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte,
 		}
 		timeout = int32(min(secs, 3600))
 	}
+	for {
+		out, lverr, err := t.command(ctx, request, timeout)
+		if lverr == nil {
+			return out, err
+		}
+		if !isNotRunning(lverr) {
+			return mapLibvirtError(lverr, t.l.IsConnected())
+		}
+		// libvirt refuses agent commands while the domain is paused
+		// ("domain is not running"), and an anchored cut pauses it:
+		// the gdbstub's stop on connect, a breakpoint hit, the cut.
+		// The command was refused before it reached the agent, so it
+		// is sent again once the domain runs, which is what the agent's
+		// own socket does (it answers when the guest runs again).
+		if werr := t.waitRunning(ctx); werr != nil {
+			if ctx.Err() != nil {
+				// Paused to the deadline: silence, as on the socket.
+				return nil, fmt.Errorf("libvirt agent command: %w: domain paused (%v)", os.ErrDeadlineExceeded, lverr)
+			}
+			return mapLibvirtError(lverr, t.l.IsConnected())
+		}
+	}
+}
+
+// command sends one agent command. An error from libvirt comes back as
+// lverr, unmapped; err is the transport's own (a deadline, a lost
+// connection, an empty reply).
+func (t *AgentTransport) command(ctx context.Context, request []byte, timeout int32) (out []byte, lverr, err error) {
 	type result struct {
 		out golibvirt.OptString
 		err error
@@ -63,17 +91,56 @@ func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte,
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return mapLibvirtError(r.err, t.l.IsConnected())
+			return nil, r.err, nil
 		}
 		if len(r.out) == 0 {
-			return nil, errors.New("libvirt returned no agent reply")
+			return nil, nil, errors.New("libvirt returned no agent reply")
 		}
-		return []byte(r.out[0]), nil
+		return []byte(r.out[0]), nil, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("libvirt agent command: %w (%w)", os.ErrDeadlineExceeded, ctx.Err())
+		return nil, nil, fmt.Errorf("libvirt agent command: %w (%w)", os.ErrDeadlineExceeded, ctx.Err())
 	case <-t.l.Disconnected():
-		return nil, fmt.Errorf("libvirt agent command: %w: libvirt connection lost", net.ErrClosed)
+		return nil, nil, fmt.Errorf("libvirt agent command: %w: libvirt connection lost", net.ErrClosed)
 	}
+}
+
+// pausedPoll is how often a paused domain's state is read: a cut's
+// pause lasts about 20 ms.
+const pausedPoll = 2 * time.Millisecond
+
+// waitRunning waits while the domain is paused. It returns nil once the
+// domain runs, and an error if the domain is in any other state (shut
+// off, crashed: the guest is gone) or ctx ends first.
+func (t *AgentTransport) waitRunning(ctx context.Context) error {
+	for {
+		state, reason, err := t.l.DomainGetState(t.dom, 0)
+		if err != nil {
+			return err
+		}
+		switch golibvirt.DomainState(state) {
+		case golibvirt.DomainRunning:
+			return nil
+		case golibvirt.DomainPaused:
+			switch golibvirt.DomainPausedReason(reason) {
+			case golibvirt.DomainPausedCrashed, golibvirt.DomainPausedShuttingDown:
+				return fmt.Errorf("domain paused for good (reason %d)", reason)
+			}
+		default:
+			return fmt.Errorf("domain state %d", state)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pausedPoll):
+		}
+	}
+}
+
+// isNotRunning reports libvirt's refusal of a command to a domain that
+// is not running (paused or gone; waitRunning tells which).
+func isNotRunning(err error) bool {
+	var le golibvirt.Error
+	return errors.As(err, &le) && golibvirt.ErrorNumber(le.Code) == golibvirt.ErrOperationInvalid
 }
 
 // mapLibvirtError turns a libvirt error into what guestagent.Client expects: an agent
@@ -90,7 +157,7 @@ func mapLibvirtError(err error, connected bool) ([]byte, error) {
 	case golibvirt.ErrAgentUnresponsive, golibvirt.ErrAgentCommandTimeout, golibvirt.ErrOperationTimeout, golibvirt.ErrAgentUnsynced:
 		return nil, fmt.Errorf("libvirt agent command: %w: %s", os.ErrDeadlineExceeded, le.Message)
 	case golibvirt.ErrOperationInvalid, golibvirt.ErrNoDomain:
-		// "domain is not running": the guest is gone.
+		// "domain is not running" and not paused: the guest is gone.
 		return nil, fmt.Errorf("libvirt agent command: %w: %s", net.ErrClosed, le.Message)
 	}
 	class := "GenericError"

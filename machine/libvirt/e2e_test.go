@@ -1,11 +1,15 @@
 package libvirt_test
 
 import (
+	"context"
+	"net/url"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	golibvirt "github.com/digitalocean/go-libvirt"
 
 	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/machine"
@@ -48,6 +52,8 @@ func TestLibvirtGuestRemovals(t *testing.T) {
 	if _, err := m.Agent.ExecStatus(ctx, 999999); err == nil {
 		t.Fatal("guest-exec-status of an unknown pid succeeded")
 	}
+	agentWaitsOutAPause(t, ctx, d, m)
+
 	// QMP through the monitor passthrough.
 	kvm, err := m.QMP.QueryKVM(ctx)
 	if err != nil {
@@ -86,6 +92,52 @@ func TestLibvirtGuestRemovals(t *testing.T) {
 		t.Fatal("machine not exited after Close")
 	}
 	waitNoQEMU(t, d)
+}
+
+// agentWaitsOutAPause pauses the domain through libvirt, whose agent
+// passthrough then refuses commands ("domain is not running"), as it
+// does while an anchored cut holds the guest at a breakpoint: a command
+// sent then must wait for the resume and succeed, as on the agent's
+// socket, not fail as if the guest were gone.
+func agentWaitsOutAPause(t *testing.T, ctx context.Context, d *libvirttest.Daemon, m *machine.Machine) {
+	t.Helper()
+	u, err := url.Parse(d.UnixURI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := golibvirt.ConnectToURI(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Disconnect()
+	doms, _, err := l.ConnectListAllDomains(1, golibvirt.ConnectListDomainsActive)
+	if err != nil || len(doms) != 1 {
+		t.Fatalf("the test's domain: %v, %v", doms, err)
+	}
+	if err := l.DomainSuspend(doms[0]); err != nil {
+		t.Fatal(err)
+	}
+	const pause = 300 * time.Millisecond
+	resumed := make(chan error, 1)
+	go func() {
+		time.Sleep(pause)
+		resumed <- l.DomainResume(doms[0])
+	}()
+	start := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = m.Agent.Ping(pctx)
+	took := time.Since(start)
+	if rerr := <-resumed; rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil {
+		t.Fatalf("agent ping while the domain is paused for %v: %v", pause, err)
+	}
+	if took < pause {
+		t.Fatalf("agent ping answered after %v, before the resume at %v: the domain was not paused", took, pause)
+	}
+	t.Logf("agent ping sent to a paused domain answered %v after, %v after the resume", took, took-pause)
 }
 
 func waitNoQEMU(t *testing.T, d *libvirttest.Daemon) {
