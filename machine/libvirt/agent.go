@@ -50,7 +50,7 @@ func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte,
 		}
 		timeout = int32(min(secs, 3600))
 	}
-	for {
+	for refused := 1; ; refused++ {
 		out, lverr, err := t.command(ctx, request, timeout)
 		if lverr == nil {
 			return out, err
@@ -64,15 +64,26 @@ func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte,
 		// The command was refused before it reached the agent, so it
 		// is sent again once the domain runs, which is what the agent's
 		// own socket does (it answers when the guest runs again).
-		if werr := t.waitRunning(ctx); werr != nil {
+		paused, werr := t.waitRunning(ctx)
+		if werr != nil {
 			if ctx.Err() != nil {
 				// Paused to the deadline: silence, as on the socket.
 				return nil, fmt.Errorf("libvirt agent command: %w: domain paused (%v)", os.ErrDeadlineExceeded, lverr)
 			}
 			return mapLibvirtError(lverr, t.l.IsConnected())
 		}
+		if !paused && refused >= maxRefusedRunning {
+			// Refused while running, again and again: not a pause
+			// that just ended, so the refusal is the answer.
+			return mapLibvirtError(lverr, t.l.IsConnected())
+		}
 	}
 }
+
+// maxRefusedRunning bounds the resends of a command libvirt refused
+// although the domain ran when asked: libvirt may have seen the pause
+// that was already over by then, or refuse it for another reason.
+const maxRefusedRunning = 3
 
 // command sends one agent command. An error from libvirt comes back as
 // lverr, unmapped; err is the transport's own (a deadline, a lost
@@ -108,29 +119,30 @@ func (t *AgentTransport) command(ctx context.Context, request []byte, timeout in
 // pause lasts about 20 ms.
 const pausedPoll = 2 * time.Millisecond
 
-// waitRunning waits while the domain is paused. It returns nil once the
-// domain runs, and an error if the domain is in any other state (shut
+// waitRunning waits while the domain is paused, and says whether it
+// was. It returns an error if the domain is in any other state (shut
 // off, crashed: the guest is gone) or ctx ends first.
-func (t *AgentTransport) waitRunning(ctx context.Context) error {
+func (t *AgentTransport) waitRunning(ctx context.Context) (paused bool, err error) {
 	for {
 		state, reason, err := t.l.DomainGetState(t.dom, 0)
 		if err != nil {
-			return err
+			return paused, err
 		}
 		switch golibvirt.DomainState(state) {
 		case golibvirt.DomainRunning:
-			return nil
+			return paused, nil
 		case golibvirt.DomainPaused:
 			switch golibvirt.DomainPausedReason(reason) {
 			case golibvirt.DomainPausedCrashed, golibvirt.DomainPausedShuttingDown:
-				return fmt.Errorf("domain paused for good (reason %d)", reason)
+				return paused, fmt.Errorf("domain paused for good (reason %d)", reason)
 			}
+			paused = true
 		default:
-			return fmt.Errorf("domain state %d", state)
+			return paused, fmt.Errorf("domain state %d", state)
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return paused, ctx.Err()
 		case <-time.After(pausedPoll):
 		}
 	}
