@@ -95,10 +95,12 @@ func (p Params) WithDefaults() Params {
 	return p
 }
 
-// maxRequestBytes is the largest write the guest sends: Linux's default
+// MaxRequestBytes is the largest write the guest sends: Linux's default
 // max_sectors (BLK_DEF_MAX_SECTORS_CAP, 2560 sectors, in both 6.1 and
-// 6.12; virtio-blk sets no lower limit).
-const maxRequestBytes = 2560 * 512
+// 6.12; virtio-blk sets no lower limit). The trial's setup caps the
+// disk's max_sectors_kb at it, so a kernel with a larger default cannot
+// outlast ThrottleDrain.
+const MaxRequestBytes = 2560 * 512
 
 // ThrottleDrain is how long the write throttle may hold back completions
 // while the device is present: every request the queue holds, at its
@@ -111,7 +113,7 @@ func (p Params) ThrottleDrain() time.Duration {
 	if p.ThrottleBps <= 0 {
 		return 0
 	}
-	return time.Duration(float64(p.QueueSize*maxRequestBytes) / float64(p.ThrottleBps) * float64(time.Second))
+	return time.Duration(float64(p.QueueSize*MaxRequestBytes) / float64(p.ThrottleBps) * float64(time.Second))
 }
 
 // Validate names the first bad knob and what to do about it.

@@ -278,6 +278,8 @@ func (r *runner) guest(ctx context.Context, what, script string, timeout time.Du
 }
 
 // setupScript tunes the guest for the trial and prints the disk's name.
+// It caps the disk's largest request at what the throttle's drain
+// assumes (scenario.MaxRequestBytes; a lower limit stays).
 func (r *runner) setupScript(bdf string) string {
 	p := r.p
 	var sysctl strings.Builder
@@ -294,8 +296,11 @@ echo -1 > /proc/sys/kernel/hung_task_warnings
 echo 1 > /proc/sys/kernel/sysrq
 echo on > /proc/sys/kernel/printk_devkmsg
 echo 7 > /proc/sys/kernel/printk
-%s
-`, sysctl.String(), p.HungTaskTimeout, machine.BlockDeviceScript(bdf))
+disk=$(%s)
+q=/sys/block/$disk/queue/max_sectors_kb
+if [ -n "$disk" ] && [ -w "$q" ] && [ "$(cat "$q")" -gt %[4]d ]; then echo %[4]d > "$q"; fi
+echo $disk
+`, sysctl.String(), p.HungTaskTimeout, machine.BlockDeviceScript(bdf), scenario.MaxRequestBytes/1024)
 }
 
 func (r *runner) setup(ctx context.Context) bool {
