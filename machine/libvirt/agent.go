@@ -50,7 +50,8 @@ func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte,
 		}
 		timeout = int32(min(secs, 3600))
 	}
-	for refused := 1; ; refused++ {
+	refusedRunning := 0
+	for {
 		out, lverr, err := t.command(ctx, request, timeout)
 		if lverr == nil {
 			return out, err
@@ -72,7 +73,10 @@ func (t *AgentTransport) RoundTrip(ctx context.Context, request []byte) ([]byte,
 			}
 			return mapLibvirtError(lverr, t.l.IsConnected())
 		}
-		if !paused && refused >= maxRefusedRunning {
+		if !paused {
+			refusedRunning++
+		}
+		if refusedRunning >= maxRefusedRunning {
 			// Refused while running, again and again: not a pause
 			// that just ended, so the refusal is the answer.
 			return mapLibvirtError(lverr, t.l.IsConnected())

@@ -118,26 +118,31 @@ func agentWaitsOutAPause(t *testing.T, ctx context.Context, d *libvirttest.Daemo
 		t.Fatal(err)
 	}
 	const pause = 300 * time.Millisecond
-	resumed := make(chan error, 1)
+	type resume struct {
+		at  time.Time // just before the resume call
+		err error
+	}
+	resumed := make(chan resume, 1)
 	go func() {
 		time.Sleep(pause)
-		resumed <- l.DomainResume(doms[0])
+		at := time.Now()
+		resumed <- resume{at, l.DomainResume(doms[0])}
 	}()
-	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err = m.Agent.Ping(pctx)
-	took := time.Since(start)
-	if rerr := <-resumed; rerr != nil {
-		t.Fatal(rerr)
+	answered := time.Now()
+	r := <-resumed
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
 	if err != nil {
 		t.Fatalf("agent ping while the domain is paused for %v: %v", pause, err)
 	}
-	if took < pause {
-		t.Fatalf("agent ping answered after %v, before the resume at %v: the domain was not paused", took, pause)
+	if answered.Before(r.at) {
+		t.Fatalf("agent ping answered %v before the resume: the domain was not paused", r.at.Sub(answered))
 	}
-	t.Logf("agent ping sent to a paused domain answered %v after, %v after the resume", took, took-pause)
+	t.Logf("agent ping sent to a paused domain answered %v after the resume", answered.Sub(r.at))
 }
 
 func waitNoQEMU(t *testing.T, d *libvirttest.Daemon) {
