@@ -36,9 +36,16 @@ func TestCrashAfterRemoval(t *testing.T) {
 		if err == nil {
 			err = res.Err("mounting debugfs")
 		}
+		mark := m.Console.Mark()
 		if err == nil {
 			// In the background: the writing shell never returns.
 			_, err = m.Agent.Exec(ctx, guestagent.Background("echo BUG > "+direct, "/dev/null"))
+		}
+		if err == nil {
+			// The crash must be in before the trial looks: a starved guest
+			// could run the shell after surprise-idle's quiet probes made
+			// it a PASS.
+			_, err = m.Console.Wait(ctx, mark, "kernel BUG at")
 		}
 		hookErr = err
 	}}
