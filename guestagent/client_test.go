@@ -79,8 +79,8 @@ func TestResyncAfterTimeoutDropsLateReply(t *testing.T) {
 	var calls atomic.Int32
 	f.Handle("guest-get-time", func(w *agenttest.Conn, _ json.RawMessage) {
 		if calls.Add(1) == 1 {
-			time.Sleep(300 * time.Millisecond) // the agent is busy, not dead
-			w.Reply(111)                       // late: must not answer call 2
+			time.Sleep(time.Second) // the agent is busy, not dead
+			w.Reply(111)            // late: must not answer call 2
 			return
 		}
 		w.Reply(222)
@@ -98,7 +98,9 @@ func TestResyncAfterTimeoutDropsLateReply(t *testing.T) {
 	if !strings.Contains(err.Error(), "guest-get-time") || !strings.Contains(err.Error(), "no reply after") {
 		t.Fatalf("error does not say what timed out and when: %v", err)
 	}
-	if d := time.Since(start); d > 250*time.Millisecond {
+	// Well before the late reply: the timeout did not wait for it (a
+	// loose bound, so a loaded host cannot fail it).
+	if d := time.Since(start); d > 900*time.Millisecond {
 		t.Fatalf("timeout took %v", d)
 	}
 
@@ -193,14 +195,16 @@ func TestSilentAgentDial(t *testing.T) {
 	f := agenttest.New(t)
 	f.Handle("guest-sync-delimited", func(*agenttest.Conn, json.RawMessage) {}) // agent not up
 	f.Start()
-	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	// 10 attempts' time for the 3 retries asked for, and a bound on the
+	// overrun that only a stuck Dial reaches.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
 	_, err := Dial(ctx, f.Path, WithSyncAttemptTimeout(100*time.Millisecond))
 	if !errors.Is(err, ErrAgentSilent) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want ErrAgentSilent and DeadlineExceeded, got %v", err)
 	}
-	if d := time.Since(start); d > 700*time.Millisecond {
+	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Dial overran its deadline: %v", d)
 	}
 	if n := len(f.Commands()); n < 3 {
@@ -254,11 +258,12 @@ func TestSilentSyncAfterTimeout(t *testing.T) {
 			sync(w, args)
 		}
 	})
-	f.Handle("guest-get-time", func(*agenttest.Conn, json.RawMessage) { wedged.Store(true) })
+	// The call's deadline passes once the agent has the command (not at
+	// a clock time that could come before the command is written).
+	ctx := newTestDeadline(time.Minute)
+	f.Handle("guest-get-time", func(*agenttest.Conn, json.RawMessage) { wedged.Store(true); ctx.pass() })
 	f.Start()
 	c := dialFake(t, f)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
 	if err := c.Do(ctx, "guest-get-time", nil, nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v", err)
 	}
@@ -321,23 +326,27 @@ func TestReconnectAfterEOF(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
+	// Silence must outlast the grace; an EOF or a refusal ends the wait
+	// at once, so their grace is long enough that a slow fake cannot
+	// pass for silence.
 	cases := []struct {
 		name    string
 		handler agenttest.Handler
+		grace   time.Duration
 		wantErr bool
 	}{
-		{"eof", func(w *agenttest.Conn, _ json.RawMessage) { w.Close() }, false},
-		{"silence", func(*agenttest.Conn, json.RawMessage) {}, false},
+		{"eof", func(w *agenttest.Conn, _ json.RawMessage) { w.Close() }, 10 * time.Second, false},
+		{"silence", func(*agenttest.Conn, json.RawMessage) {}, 100 * time.Millisecond, false},
 		{"refused", func(w *agenttest.Conn, _ json.RawMessage) {
 			w.Fail("CommandNotFound", "Command guest-shutdown has been disabled") // as QGA 7.2 says it
-		}, true},
+		}, 10 * time.Second, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := agenttest.New(t)
 			f.Handle("guest-shutdown", tc.handler)
 			f.Start()
-			c := dialFake(t, f, WithShutdownGrace(100*time.Millisecond))
+			c := dialFake(t, f, WithShutdownGrace(tc.grace))
 			err := c.Shutdown(context.Background(), "powerdown")
 			var qerr *Error
 			if tc.wantErr != (err != nil) || (err != nil && (!errors.As(err, &qerr) || qerr.Class != "CommandNotFound")) {

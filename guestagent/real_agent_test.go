@@ -265,9 +265,9 @@ func TestRealAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer agent.Signal(syscall.SIGCONT)
-		tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		c.Ping(tctx) // times out, forcing a resync next
+		c.Ping(tctx) // sent, then times out, forcing a resync next
 		tctx2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel2()
 		start := time.Now()
@@ -275,7 +275,7 @@ func TestRealAgent(t *testing.T) {
 		if !errors.Is(err, ErrAgentSilent) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("want ErrAgentSilent, got %v", err)
 		}
-		if d := time.Since(start); d > 500*time.Millisecond {
+		if d := time.Since(start); d > 3*time.Second {
 			t.Fatalf("took %v", d)
 		}
 		agent.Signal(syscall.SIGCONT)
