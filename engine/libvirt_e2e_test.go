@@ -74,9 +74,18 @@ func TestLibvirtMatrixOverTwoConnections(t *testing.T) {
 	// load (TestLibvirtScenariosMatchLocal runs surprise-io alone). The
 	// idle controls are nvme's and virtio-scsi's: the other device kinds
 	// on the libvirt backend, through the same engine.
+	// The two window rows cut at their catalog anchors: two guests on two
+	// cores starve the in-guest sampler, and a timed cut's window proof
+	// then rests on a look that may be too old (MISSED); the breakpoint's
+	// stop is a look of its own.
 	trials := matrixTrials(t,
 		[]string{"unbind-race", "graceful-io", "nvme-surprise-idle", "virtio-scsi-surprise-idle"},
-		[]time.Duration{2 * time.Second, 2 * time.Second, 0, 0})
+		[]time.Duration{0, 0, 0, 0})
+	for i := range trials[:2] {
+		if trials[i].Anchor = trials[i].Planned.Scenario.CutAt; trials[i].Anchor == "" {
+			t.Fatalf("%s names no anchor", trials[i].Planned.Scenario.Name)
+		}
+	}
 	want := []scenario.Outcome{scenario.Hang, scenario.Pass, scenario.Pass, scenario.Pass}
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
