@@ -52,6 +52,26 @@ func runTrial(t *testing.T, variant, name string, offset time.Duration) scenario
 	return runTrialParams(t, variant, name, scenario.Params{Offset: offset})
 }
 
+// staleLookTrials bounds runWindowTrial's trials.
+const staleLookTrials = 3
+
+// runWindowTrial is runTrial for a timed cut whose outcome a test
+// asserts. A trial MISSED only because the guest sampler's last look was
+// too old at the cut (two guests on two cores, when make test runs
+// another package's guest beside this one, starve the sampler) tested
+// nothing and is run again, up to staleLookTrials; any other MISSED is
+// returned, for the test to fail on.
+func runWindowTrial(t *testing.T, variant, name string, offset time.Duration) scenario.Verdict {
+	t.Helper()
+	for i := 1; ; i++ {
+		v := runTrial(t, variant, name, offset)
+		if v.Outcome != scenario.Missed || v.Window == nil || !strings.Contains(v.Window.Reason, "the last guest sample was") || i == staleLookTrials {
+			return v
+		}
+		t.Logf("trial %d: MISSED on a stale sampler look (%s); again", i, v.Window.Reason)
+	}
+}
+
 // trialSeq keeps the kept artifacts of repeated trials apart.
 var trialSeq int
 
@@ -111,7 +131,7 @@ func TestScenariosOnKnownBadKernels(t *testing.T) {
 	for _, variant := range []string{"stock", "rfc-v3"} {
 		for _, tc := range knownBad {
 			t.Run(variant+"/"+tc.name, func(t *testing.T) {
-				v := runTrial(t, variant, tc.name, tc.offset)
+				v := runWindowTrial(t, variant, tc.name, tc.offset)
 				if v.Outcome != tc.want || v.Classification != tc.class {
 					t.Fatalf("got %s/%s, want %s/%s:\n%s", v.Outcome, v.Classification, tc.want, tc.class, v)
 				}
@@ -170,7 +190,7 @@ func TestScenariosOnFixedKernel(t *testing.T) {
 		expectation{"graceful-io", 2 * time.Second, scenario.Pass, ""})
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%s@%s", tc.name, tc.offset), func(t *testing.T) {
-			v := runTrial(t, "rfc-v3-virtio", tc.name, tc.offset)
+			v := runWindowTrial(t, "rfc-v3-virtio", tc.name, tc.offset)
 			if v.Outcome != tc.want {
 				t.Fatalf("got %s/%s, want %s:\n%s", v.Outcome, v.Classification, tc.want, v)
 			}
