@@ -168,6 +168,13 @@ type WindowEvidence struct {
 	End *Duration `json:"end,omitempty"`
 }
 
+// StaleLook says the window was not shown because the sampler's last
+// look before the cut was too old (a starved guest): the trial tested
+// nothing, and running it again may.
+func (e *WindowEvidence) StaleLook() bool {
+	return e != nil && !e.Hit && time.Duration(e.Gap) > MaxSampleGap
+}
+
 // CutAt places the cut on the guest clock, with what the console says
 // about the trigger around it (CutFacts reads them).
 type CutAt struct {

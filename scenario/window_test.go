@@ -54,6 +54,10 @@ func TestJudgeWindow(t *testing.T) {
 			if e.Samples != len(tc.samples) {
 				t.Errorf("samples %d", e.Samples)
 			}
+			// Only the stale look is one a starved guest may do better on.
+			if stale := tc.name == "stale sample"; e.StaleLook() != stale {
+				t.Errorf("StaleLook %v, want %v (%s)", e.StaleLook(), stale, e.Reason)
+			}
 		})
 	}
 }

@@ -65,7 +65,7 @@ func runWindowTrial(t *testing.T, variant, name string, offset time.Duration) sc
 	t.Helper()
 	for i := 1; ; i++ {
 		v := runTrial(t, variant, name, offset)
-		if v.Outcome != scenario.Missed || v.Window == nil || !strings.Contains(v.Window.Reason, "the last guest sample was") || i == staleLookTrials {
+		if v.Outcome != scenario.Missed || !v.Window.StaleLook() || i == staleLookTrials {
 			return v
 		}
 		t.Logf("trial %d: MISSED on a stale sampler look (%s); again", i, v.Window.Reason)
