@@ -44,6 +44,15 @@ type Cell struct {
 	Rate     scenario.Rate     `json:"rate"`
 }
 
+// Verdicts is the rows' verdicts, in order.
+func Verdicts(rows []Row) []scenario.Verdict {
+	vs := make([]scenario.Verdict, len(rows))
+	for i, r := range rows {
+		vs[i] = r.Verdict
+	}
+	return vs
+}
+
 // Cells groups rows by kernel, scenario and nominal offset, in the
 // order they first appear.
 func Cells(rows []Row) []Cell {

@@ -52,25 +52,17 @@ func runTrial(t *testing.T, variant, name string, offset time.Duration) scenario
 	return runTrialParams(t, variant, name, scenario.Params{Offset: offset})
 }
 
-// staleLookTrials bounds runWindowTrial's trials.
-const staleLookTrials = 3
-
 // runWindowTrial is runTrial for a timed cut whose outcome a test
-// asserts. A trial MISSED only because the guest sampler's last look was
-// too old at the cut (two guests on two cores, when make test runs
-// another package's guest beside this one, starve the sampler) tested
-// nothing and is run again, up to staleLookTrials; any other MISSED is
-// returned, for the test to fail on.
+// asserts: a trial whose window proof was lost to a stale sampler look
+// is run again (e2e.AgainOnStaleLook); any other MISSED is returned, for
+// the test to fail on.
 func runWindowTrial(t *testing.T, variant, name string, offset time.Duration) scenario.Verdict {
 	t.Helper()
-	for i := 1; ; i++ {
-		v := runTrial(t, variant, name, offset)
-		if v.Outcome != scenario.Missed || !v.Window.StaleLook() || i == staleLookTrials {
-			return v
-		}
-		t.Logf("trial %d: MISSED on a stale sampler look (%s); again", i, v.Window.Reason)
-	}
+	return e2e.AgainOnStaleLook(t, func() scenario.Verdict { return runTrial(t, variant, name, offset) }, one)
 }
+
+// one is a single trial's verdicts, for e2e.AgainOnStaleLook.
+func one(v scenario.Verdict) []scenario.Verdict { return []scenario.Verdict{v} }
 
 // trialSeq keeps the kept artifacts of repeated trials apart.
 var trialSeq int

@@ -17,6 +17,14 @@ import (
 	"github.com/yank-dev/yank/scenario"
 )
 
+// runWindowMatrixCmd is runMatrixCmd for a matrix whose windows a test
+// asserts: run again while a row lost its window proof to a stale
+// sampler look (e2e.AgainOnStaleLook).
+func runWindowMatrixCmd(t *testing.T, args ...string) []engine.Row {
+	t.Helper()
+	return e2e.AgainOnStaleLook(t, func() []engine.Row { return runMatrixCmd(t, args...) }, engine.Verdicts)
+}
+
 // runMatrixCmd runs `yank run` in-process and returns its rows.
 func runMatrixCmd(t *testing.T, args ...string) []engine.Row {
 	t.Helper()
@@ -125,7 +133,7 @@ func TestUserSeriesEqualsBuiltin(t *testing.T) {
 	}
 	// Each scenario cuts at its anchor (del_gendisk, ksys_sync): the
 	// user's kernels carry their vmlinux in the cache like the built-in.
-	rows := runMatrixCmd(t, "-kernels", "rfc-v3-virtio,rfc-v3+"+dir+",mbox=rfc-v3+"+mbox, "-scenarios", "unbind-race,surprise-io")
+	rows := runWindowMatrixCmd(t, "-kernels", "rfc-v3-virtio,rfc-v3+"+dir+",mbox=rfc-v3+"+mbox, "-scenarios", "unbind-race,surprise-io")
 	got := outcomes(rows)
 	for _, k := range []string{"rfc-v3-virtio", "rfc-v3+rfc-v3-virtio", "mbox"} {
 		if o := got[k+" unbind-race"]; len(o) != 1 || o[0] != scenario.Pass {
@@ -203,7 +211,7 @@ func TestBadKernelSpecsFailBeforeAnyBuild(t *testing.T) {
 // INFRA-ERROR.
 func TestLinux612(t *testing.T) {
 	e2e.Require(t)
-	rows := runMatrixCmd(t, "-kernels", "stock-6.12,rfc-v3-virtio-6.12", "-scenarios", "unbind-race,surprise-io")
+	rows := runWindowMatrixCmd(t, "-kernels", "stock-6.12,rfc-v3-virtio-6.12", "-scenarios", "unbind-race,surprise-io")
 	got := outcomes(rows)
 	want := map[string][]scenario.Outcome{
 		"stock-6.12 unbind-race":         {scenario.Hang, scenario.Missed},

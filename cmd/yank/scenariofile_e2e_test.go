@@ -17,7 +17,7 @@ import (
 // PASS; nothing is INFRA-ERROR.
 func TestScenarioFileEndToEnd(t *testing.T) {
 	e2e.Require(t)
-	rows := runMatrixCmd(t, "-kernels", "stock", "-scenario-file", "../../scenario/examples/unbind-race-argv.json")
+	rows := runWindowMatrixCmd(t, "-kernels", "stock", "-scenario-file", "../../scenario/examples/unbind-race-argv.json")
 	if len(rows) != 1 {
 		t.Fatalf("want the file's one scenario at its one offset, got %d rows", len(rows))
 	}
@@ -44,7 +44,7 @@ func TestScenarioFileEndToEnd(t *testing.T) {
 // (HANG), or the window's judge says MISSED: never PASS.
 func TestAnchoredScenarioFile(t *testing.T) {
 	e2e.Require(t)
-	rows := runMatrixCmd(t, "-kernels", "stock", "-scenario-file", "../../scenario/examples/unbind-race-anchored.json")
+	rows := runWindowMatrixCmd(t, "-kernels", "stock", "-scenario-file", "../../scenario/examples/unbind-race-anchored.json")
 	if len(rows) != 2 {
 		t.Fatalf("want the file's scenario at its two delays, got %d rows", len(rows))
 	}
@@ -59,7 +59,7 @@ func TestAnchoredScenarioFile(t *testing.T) {
 		case r.Offset > 0 && v.Outcome == scenario.Missed:
 			t.Logf("+%s: the cut missed the window (%s)", r.Offset, v.Window)
 		default:
-			t.Errorf("+%s: %s (%s), want HANG command-del_gendisk with the window hit", r.Offset, v.Outcome, v.Reason)
+			t.Errorf("+%s: %s (%s; window %+v), want HANG command-del_gendisk with the window hit", r.Offset, v.Outcome, v.Reason, v.Window)
 		}
 	}
 }

@@ -79,24 +79,20 @@ func TestLibvirtScenariosMatchLocal(t *testing.T) {
 			}
 			got := map[string]scenario.Verdict{}
 			for _, be := range []machine.Backend{b, machine.Local} {
-				var v scenario.Verdict
-				// A trial MISSED on a stale sampler look (a guest starved
-				// by make test's other package) tested nothing: again, up
-				// to 3 trials.
-				for i := 1; i <= 3 && (i == 1 || v.Outcome == scenario.Missed && v.Window.StaleLook()); i++ {
+				v := e2e.AgainOnStaleLook(t, func() scenario.Verdict {
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-					var err error
-					v, err = trial.Run(ctx, trial.Trial{
+					defer cancel()
+					v, err := trial.Run(ctx, trial.Trial{
 						Scenario: sc, Params: scenario.Params{Offset: tc.offset}, KernelName: "stock",
 						Kernel: kernel, Initrd: initrd, Artifacts: filepath.Join(t.TempDir(), "artifacts"),
 						Progress: machinetest.Writer{TB: t}, Backend: be,
 					})
-					cancel()
 					if err != nil {
 						t.Fatal(err)
 					}
-					t.Logf("%s (trial %d): %s", be.Name(), i, v.String())
-				}
+					t.Logf("%s: %s", be.Name(), v.String())
+					return v
+				}, func(v scenario.Verdict) []scenario.Verdict { return []scenario.Verdict{v} })
 				switch {
 				case tc.race && v.Outcome == scenario.Pass && v.Window != nil && v.Window.Hit:
 				case tc.race && v.Outcome == scenario.Missed && v.Window != nil && !v.Window.Hit:
