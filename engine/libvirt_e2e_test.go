@@ -91,13 +91,7 @@ func TestLibvirtMatrixOverTwoConnections(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	start := time.Now()
-	rows := e2e.AgainOnStaleLook(t, func() []engine.Row {
-		rows, err := engine.Run(ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Log: tlog{t}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rows
-	}, engine.Verdicts)
+	rows := runWindowMatrix(t, ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Log: tlog{t}})
 	t.Logf("matrix of %d trials over 2 connections took %s", len(rows), time.Since(start).Round(time.Second))
 	var table bytes.Buffer
 	engine.WriteTable(&table, rows)
@@ -220,13 +214,7 @@ func TestLibvirtAnchoredCut(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	rows := e2e.AgainOnStaleLook(t, func() []engine.Row {
-		rows, err := engine.Run(ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Log: tlog{t}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rows
-	}, engine.Verdicts)
+	rows := runWindowMatrix(t, ctx, engine.Config{Pool: pool, Trials: trials, Dir: dir, Log: tlog{t}})
 	v := rows[0].Verdict
 	if v.Outcome != scenario.Hang || v.Anchor == nil || v.Anchor.Hits != 1 || v.Window == nil || !v.Window.Hit {
 		t.Fatalf("%s: %s (anchor %+v, window %+v), want a HANG cut at del_gendisk's first hit with the window hit", v.Scenario, v.Outcome, v.Anchor, v.Window)
@@ -235,4 +223,18 @@ func TestLibvirtAnchoredCut(t *testing.T) {
 	if n := d.QEMUCount(); n != 0 {
 		t.Errorf("%d QEMU processes left on the daemon", n)
 	}
+}
+
+// runWindowMatrix runs cfg's matrix for a test that asserts its windows:
+// again while a row lost its window proof to a stale sampler look
+// (e2e.AgainOnStaleLook).
+func runWindowMatrix(t *testing.T, ctx context.Context, cfg engine.Config) []engine.Row {
+	t.Helper()
+	return e2e.AgainOnStaleLook(t, func() []engine.Row {
+		rows, err := engine.Run(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}, engine.Verdicts)
 }
