@@ -74,7 +74,12 @@ func (a Anchor) String() string {
 type Symbols struct {
 	Source string // the file they came from
 	names  map[string]uint64
-	addrs  []uint64 // sorted, for a symbol's end
+	byAddr []symbolAt // sorted by address: a symbol's end, an address's symbol
+}
+
+type symbolAt struct {
+	addr uint64
+	name string
 }
 
 // ErrNoSymbols: the bzImage has neither System.map nor vmlinux beside it.
@@ -161,14 +166,14 @@ func (s *Symbols) add(name string, addr uint64) {
 	if _, dup := s.names[name]; !dup { // a static function's first copy
 		s.names[name] = addr
 	}
-	s.addrs = append(s.addrs, addr)
+	s.byAddr = append(s.byAddr, symbolAt{addr, name})
 }
 
 func (s *Symbols) done() (*Symbols, error) {
 	if len(s.names) == 0 {
 		return nil, fmt.Errorf("%s: no text symbols", s.Source)
 	}
-	sort.Slice(s.addrs, func(i, j int) bool { return s.addrs[i] < s.addrs[j] })
+	sort.SliceStable(s.byAddr, func(i, j int) bool { return s.byAddr[i].addr < s.byAddr[j].addr })
 	return s, nil
 }
 
@@ -183,11 +188,26 @@ func (s *Symbols) Address(a Anchor) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("anchor %s: no function %q in %s; nearest: %s", a, a.Symbol, s.Source, strings.Join(s.Nearest(a.Symbol, 3), ", "))
 	}
-	i := sort.Search(len(s.addrs), func(i int) bool { return s.addrs[i] > base })
-	if i < len(s.addrs) && base+a.Offset >= s.addrs[i] {
-		return 0, fmt.Errorf("anchor %s: offset %#x is past the end of %s (%d bytes long, in %s)", a, a.Offset, a.Symbol, s.addrs[i]-base, s.Source)
+	i := sort.Search(len(s.byAddr), func(i int) bool { return s.byAddr[i].addr > base })
+	if i < len(s.byAddr) && base+a.Offset >= s.byAddr[i].addr {
+		return 0, fmt.Errorf("anchor %s: offset %#x is past the end of %s (%d bytes long, in %s)", a, a.Offset, a.Symbol, s.byAddr[i].addr-base, s.Source)
 	}
 	return base + a.Offset, nil
+}
+
+// Describe names the function addr lies in, as "name+0xOFF" (the form
+// Parse reads), for a vCPU's instruction pointer in a report; "" when addr
+// is below every symbol.
+func (s *Symbols) Describe(addr uint64) string {
+	i := sort.Search(len(s.byAddr), func(i int) bool { return s.byAddr[i].addr > addr })
+	if i == 0 {
+		return ""
+	}
+	at := s.byAddr[i-1]
+	for j := i - 2; j >= 0 && s.byAddr[j].addr == at.addr; j-- {
+		at = s.byAddr[j] // aliases: the first one listed
+	}
+	return Anchor{Symbol: at.name, Offset: addr - at.addr}.String()
 }
 
 // Nearest returns the n names closest to name by edit distance (ties by

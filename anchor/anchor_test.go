@@ -71,6 +71,25 @@ func TestSystemMap(t *testing.T) {
 	}
 }
 
+// An instruction pointer is named by the function it lies in (a stalled
+// guest's report); of two names at one address, the first listed.
+func TestDescribe(t *testing.T) {
+	s, err := ReadSystemMap("testdata/System.map")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[uint64]string{
+		0xffffffff8113cb02: "del_gendisk",
+		0xffffffff8113cb12: "del_gendisk+0x10",
+		0xffffffff810ffbf5: "__do_sys_sync+0x4",
+		0xffffffff810ffa75: "", // below the first symbol
+	} {
+		if got := s.Describe(addr); got != want {
+			t.Errorf("Describe(%#x) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
 // A misspelt function names the nearest ones, so the user can fix it.
 func TestUnknownSymbolNamesTheNearest(t *testing.T) {
 	s, err := ReadSystemMap("testdata/System.map")

@@ -1,6 +1,7 @@
 package machine_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,5 +166,32 @@ func TestOwnKernelsBootToAgent(t *testing.T) {
 			}
 			t.Logf("%s booted to agent-ready in %s", variant, time.Since(m.Started).Round(time.Millisecond))
 		})
+	}
+}
+
+// A guest that never gets ready by its deadline is reported with what it
+// was doing: QEMU's state and each vCPU's instruction pointer, looked at
+// twice. -S holds the vCPUs at the reset vector, so the report is the same
+// on every run.
+func TestBootDeadlineReportsTheStall(t *testing.T) {
+	e2e.Require(t)
+	ctx := machinetest.Context(t, time.Minute)
+	spec := machinetest.DebianGuest(t, "stall")
+	spec.ExtraArgs = append(spec.ExtraArgs, "-S")
+	m, err := machine.Start(ctx, spec, machine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err = m.WaitReady(wctx)
+	if err == nil {
+		t.Fatal("a guest held by -S got ready")
+	}
+	for _, want := range []string{"QEMU's status: prelaunch", "look 1: vCPU 0 at 0xfff0", "look 2: vCPU 0 at 0xfff0", "not halted"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("boot deadline error lacks %q:\n%v", want, err)
+		}
 	}
 }

@@ -195,6 +195,10 @@ func (m *Machine) WaitReady(ctx context.Context) error {
 	switch {
 	case err != nil && m.Exited():
 		return m.diedError("during boot")
+	case errors.Is(err, context.DeadlineExceeded):
+		report := m.stallReport(ctx)
+		m.log.Warn("guest not ready by the boot deadline", "report", report)
+		return fmt.Errorf("guest %s not ready (no %s on the console): %w\nconsole tail:\n%sat the deadline:\n%s", m.Spec.Name, ReadyMarker, err, m.Console.Tail(20), indent(strings.TrimSpace(report)))
 	case err != nil:
 		return fmt.Errorf("guest %s not ready (no %s on the console): %w\nconsole tail:\n%s", m.Spec.Name, ReadyMarker, err, m.Console.Tail(20))
 	case strings.Contains(e.Item, agentMissingMarker):
