@@ -23,6 +23,11 @@ import (
 // (images.ReadyMarker; machine only depends on images through file paths).
 const ReadyMarker = "YANK-READY"
 
+// ErrNotReady: the guest was still running at its boot deadline but never
+// printed ReadyMarker (a stalled or very slow boot; one that died or whose
+// agent is missing is a different error).
+var ErrNotReady = errors.New("not ready by its boot deadline")
+
 // agentMissingMarker is printed by init when the agent port never appears.
 const agentMissingMarker = "YANK-AGENT-MISSING"
 
@@ -198,7 +203,7 @@ func (m *Machine) WaitReady(ctx context.Context) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		report := m.stallReport(ctx)
 		m.log.Warn("guest not ready by the boot deadline", "report", report)
-		return fmt.Errorf("guest %s not ready (no %s on the console): %w\nconsole tail:\n%sat the deadline:\n%s", m.Spec.Name, ReadyMarker, err, m.Console.Tail(20), indent(strings.TrimSpace(report)))
+		return fmt.Errorf("guest %s %w (no %s on the console): %w\nconsole tail:\n%sat the deadline:\n%s", m.Spec.Name, ErrNotReady, ReadyMarker, err, m.Console.Tail(20), indent(strings.TrimSpace(report)))
 	case err != nil:
 		return fmt.Errorf("guest %s not ready (no %s on the console): %w\nconsole tail:\n%s", m.Spec.Name, ReadyMarker, err, m.Console.Tail(20))
 	case strings.Contains(e.Item, agentMissingMarker):

@@ -94,6 +94,10 @@ type Verdict struct {
 	// Start says how the guest came to the trigger: booted cold, or
 	// restored from a snapshot saved right before it.
 	Start *Start `json:"start,omitempty"`
+	// StalledBoot is why the trial's first boot failed when it stalled
+	// (not ready by its deadline, QEMU's state and vCPUs at the end) and
+	// the guest was booted again; empty when the first boot came up.
+	StalledBoot string `json:"stalled_boot,omitempty"`
 }
 
 // Start is how a trial's guest came to its trigger.

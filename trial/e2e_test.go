@@ -15,6 +15,7 @@ import (
 	"github.com/yank-dev/yank/images"
 	"github.com/yank-dev/yank/internal/e2e"
 	"github.com/yank-dev/yank/kernels"
+	"github.com/yank-dev/yank/machine"
 	"github.com/yank-dev/yank/machine/machinetest"
 	"github.com/yank-dev/yank/scenario"
 	"github.com/yank-dev/yank/trial"
@@ -343,5 +344,52 @@ func TestBadTrialInput(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+}
+
+// A boot that stalls (no ready marker by the deadline) is booted again,
+// once, and the verdict says so; two stalls are INFRA-ERROR. -S holds a
+// boot's vCPUs at the reset vector, so it stalls every time it is asked
+// to; surprise-idle on stock then PASSes (a control: nothing to hang).
+func TestStalledBootIsBootedAgain(t *testing.T) {
+	e2e.Require(t)
+	kernel, initrd := guestFor(t, "stock")
+	sc, _ := scenario.Lookup("surprise-idle")
+	for _, tc := range []struct {
+		name    string
+		stalled func(attempt int) bool
+		want    scenario.Outcome
+	}{
+		{"first boot stalls", func(n int) bool { return n == 1 }, scenario.Pass},
+		{"both boots stall", func(int) bool { return true }, scenario.InfraError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			hooks := trial.Hooks{BootDeadline: 5 * time.Second, Boot: func(n int, s *machine.Spec) {
+				if tc.stalled(n) {
+					s.ExtraArgs = append(s.ExtraArgs, "-S")
+				}
+			}}
+			v, err := trial.Run(ctx, trial.Trial{Scenario: sc, KernelName: "stock", Kernel: kernel, Initrd: initrd,
+				Artifacts: dir, Hooks: hooks})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s", v.Outcome, v.Reason)
+			if v.Outcome != tc.want {
+				t.Fatalf("got %s (%s), want %s", v.Outcome, v.Reason, tc.want)
+			}
+			if !strings.Contains(v.StalledBoot, "QEMU's status: prelaunch") {
+				t.Errorf("stalled_boot %q lacks the stalled guest's state", v.StalledBoot)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "console-stalled-boot.log")); err != nil {
+				t.Errorf("the stalled boot's console was not kept: %v", err)
+			}
+			if tc.want == scenario.InfraError && !strings.Contains(v.Reason, "second boot") {
+				t.Errorf("reason %q does not say the second boot failed too", v.Reason)
+			}
+		})
 	}
 }

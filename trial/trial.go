@@ -1,7 +1,9 @@
 package trial
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,6 +46,10 @@ type Trial struct {
 type Hooks struct {
 	AfterTrigger func(*machine.Machine)
 	AfterRemoval func(*machine.Machine)
+	// Boot edits the spec of boot attempt n (1, then 2 after a stall).
+	Boot func(attempt int, spec *machine.Spec)
+	// BootDeadline replaces bootDeadline when set.
+	BootDeadline time.Duration
 }
 
 // diskID is the disk the standard guest (machine.HotplugGuest) removes.
@@ -249,9 +255,20 @@ func (r *runner) boot(ctx context.Context, logDir string) bool {
 	} else {
 		r.note("booting %s with a %s disk", r.t.Kernel, r.dev.Name)
 	}
-	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	m, err := machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: logDir, Backend: r.t.Backend})
+	m, err := r.bootOnce(ctx, 1, spec, logDir)
+	if errors.Is(err, machine.ErrNotReady) && ctx.Err() == nil {
+		// Nothing has been tested yet, so a boot that stalled (once in
+		// hundreds here, the console silent mid-init) is booted again,
+		// once, with the first boot's console kept beside the second's.
+		kept := keepStalledConsole(logDir)
+		r.note("boot stalled, booting again (once; its console: %s): %v", kept, err)
+		r.v.StalledBoot = err.Error()
+		r.v.Timeline.Boot = time.Now()
+		m, err = r.bootOnce(ctx, 2, spec, logDir)
+		if err != nil {
+			err = fmt.Errorf("second boot: %w (the first one stalled too, its console: %s)", err, kept)
+		}
+	}
 	if err != nil {
 		r.infra("boot failed: %v", err)
 		return false
@@ -261,6 +278,34 @@ func (r *runner) boot(ctx context.Context, logDir string) bool {
 	r.v.Timeline.Ready = time.Now()
 	r.note("guest ready after %s (%s)", r.v.Timeline.Ready.Sub(r.v.Timeline.Boot).Round(time.Millisecond), m.Accel)
 	return true
+}
+
+// bootDeadline bounds one boot to the ready marker: 3-8 s here under TCG,
+// 2 guests at once with a load beside them.
+const bootDeadline = 3 * time.Minute
+
+func (r *runner) bootOnce(ctx context.Context, attempt int, spec machine.Spec, logDir string) (*machine.Machine, error) {
+	if r.t.Hooks.Boot != nil {
+		spec.ExtraArgs = append([]string(nil), spec.ExtraArgs...)
+		r.t.Hooks.Boot(attempt, &spec)
+	}
+	bctx, cancel := context.WithTimeout(ctx, cmp.Or(r.t.Hooks.BootDeadline, bootDeadline))
+	defer cancel()
+	return machine.Boot(bctx, spec, machine.Options{Logger: r.log, LogDir: logDir, Backend: r.t.Backend})
+}
+
+// keepStalledConsole renames a stalled boot's console.log in logDir to
+// console-stalled-boot.log, before the next boot writes its own, and
+// returns where it is now.
+func keepStalledConsole(logDir string) string {
+	if logDir == "" {
+		return "not kept (no artifacts dir)"
+	}
+	from, to := filepath.Join(logDir, "console.log"), filepath.Join(logDir, "console-stalled-boot.log")
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Sprintf("not kept: %v", err)
+	}
+	return to
 }
 
 // guest runs a short shell script through the agent with a deadline.
