@@ -43,6 +43,11 @@ type SurpriseResult struct {
 	Cut         time.Time  // host time QEMU acknowledged the power-off write (device unrealized)
 	Resumed     time.Time  // vCPUs running again
 	Deleted     time.Time  // host receive time of DEVICE_DELETED
+	// Queues is each virtqueue of the device read while the vCPUs stood
+	// for the cut, before the power-off (WatchQueues; nil if not asked).
+	// QueuesErr says why they could not be read; the cut went on.
+	Queues    []VirtioQueue
+	QueuesErr string
 }
 
 // PCI Express capability registers used for the slot power cut.
@@ -86,6 +91,41 @@ type SurpriseCut struct {
 	res    SurpriseResult
 	expCap int
 	mark   int // the event journal before the cut (AwaitDeleted)
+	// virtio and numVQs: the device's virtio backend, whose queues the cut
+	// reads inside its stop (WatchQueues).
+	virtio string
+	numVQs int
+}
+
+// WatchQueues makes the cut read the device's virtqueues inside its
+// stop, right before the power-off: the host's own count of requests the
+// device holds at the cut (SurpriseResult.Queues), next to what the
+// guest's sampler saw. It costs one monitor round trip per queue inside
+// the stop. A device that is not virtio, or a QEMU without
+// x-query-virtio-status, is an error here and the cut reads nothing.
+func (cut *SurpriseCut) WatchQueues(ctx context.Context) error {
+	path := VirtioBackendPath(cut.id)
+	st, err := cut.c.QueryVirtioStatus(ctx, path)
+	if err != nil {
+		return fmt.Errorf("virtio queues of %q: %w", cut.id, err)
+	}
+	if st.NumVQs <= 0 {
+		return fmt.Errorf("virtio queues of %q: %s reports %d queues", cut.id, path, st.NumVQs)
+	}
+	cut.virtio, cut.numVQs = path, st.NumVQs
+	return nil
+}
+
+// readQueues reads every watched virtqueue; the vCPUs are stopped.
+func (cut *SurpriseCut) readQueues(ctx context.Context, res *SurpriseResult) {
+	for q := range cut.numVQs {
+		vq, err := cut.c.QueryVirtioQueue(ctx, cut.virtio, q)
+		if err != nil {
+			res.Queues, res.QueuesErr = nil, err.Error()
+			return
+		}
+		res.Queues = append(res.Queues, vq)
+	}
 }
 
 // PrepareSurprise resolves id's root port through query-pci and finds the
@@ -179,6 +219,9 @@ func (cut *SurpriseCut) cutPower(ctx context.Context, around func(context.Contex
 		if ctl&slotCtlPowerOff == slotCtlPowerOff {
 			return fmt.Errorf("surprise removal of %q: slot %s is already powered off (slot control %#x); was the device removed already?", id, res.PortID, ctl)
 		}
+		// After the Slot Control read, whose select the power-off write
+		// reuses: a QMP query does not touch CONFIG_ADDRESS.
+		cut.readQueues(ctx, &res)
 		// The read left CONFIG_ADDRESS on Slot Control and the vCPUs
 		// are stopped: the writes need no select of their own (two
 		// monitor round trips fewer while the guest stands still).

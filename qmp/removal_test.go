@@ -24,6 +24,10 @@ type portGuest struct {
 	slotCtl uint32
 	running bool
 	writes  []string // Slot Control values written, in order
+	// queueReads: when each x-query-virtio-queue-status came, as
+	// "running=<bool> writes=<n>"; queueErr makes them fail.
+	queueReads []string
+	queueErr   bool
 }
 
 var hmpIO = regexp.MustCompile(`^([io]) /([bhw]) (0x[0-9a-f]+)(?: (0x[0-9a-f]+))?$`)
@@ -37,6 +41,19 @@ func (g *portGuest) answer(w *qmptest.Conn, cmd qmptest.Command) {
 		g.running = false
 	case "cont":
 		g.running = true
+	case "x-query-virtio-status":
+		w.Return(cmd, map[string]any{"name": "virtio-scsi", "device-id": 8, "num-vqs": 3})
+		return
+	case "x-query-virtio-queue-status":
+		var a struct{ Queue int }
+		json.Unmarshal(cmd.Arguments, &a)
+		g.queueReads = append(g.queueReads, fmt.Sprintf("running=%v writes=%d", g.running, len(g.writes)))
+		if g.queueErr {
+			w.Error(cmd, "GenericError", "Invalid virtqueue number")
+			return
+		}
+		w.Return(cmd, map[string]any{"queue-index": a.Queue, "inuse": a.Queue * 2, "last-avail-idx": 7, "used-idx": 7 - a.Queue*2})
+		return
 	case "human-monitor-command":
 		var a struct {
 			Line string `json:"command-line"`
@@ -139,5 +156,38 @@ func TestFireOnAPoweredOffSlotRestoresTheGuest(t *testing.T) {
 	}
 	if g.latch != 0x80004321 || !g.running || len(g.writes) != 0 {
 		t.Fatalf("guest left with latch %#x, running %v, slot control writes %v", g.latch, g.running, g.writes)
+	}
+}
+
+// A cut that watches the queues reads each one inside its stop, before
+// the power-off; a queue it cannot read is reported and the cut goes on.
+func TestCutReadsTheQueuesInsideTheStop(t *testing.T) {
+	for _, failing := range []bool{false, true} {
+		g := &portGuest{latch: 0x80001234, slotCtl: 0x02f1, running: true, queueErr: failing}
+		f := qmptest.Start(t, g.answer)
+		c := dialFake(t, f)
+		cut := testCut(c)
+		if err := cut.WatchQueues(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := cut.Fire(ctxT(t))
+		if err != nil {
+			t.Fatalf("queue reads failing=%v: the cut failed: %v", failing, err)
+		}
+		if failing {
+			if res.Queues != nil || !strings.Contains(res.QueuesErr, "virtqueue 0 of /machine/peripheral/disk0/virtio-backend") {
+				t.Errorf("failing reads: queues %+v, error %q", res.Queues, res.QueuesErr)
+			}
+			continue
+		}
+		want := []VirtioQueue{{0, 0, 7, 7}, {1, 2, 7, 5}, {2, 4, 7, 3}}
+		if !slices.Equal(res.Queues, want) || res.QueuesErr != "" {
+			t.Errorf("queues %+v (%q), want %+v", res.Queues, res.QueuesErr, want)
+		}
+		for _, r := range g.queueReads {
+			if r != "running=false writes=0" {
+				t.Errorf("a queue was read at %s, want inside the stop before the power-off", r)
+			}
+		}
 	}
 }

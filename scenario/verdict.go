@@ -245,6 +245,28 @@ type RemovalInfo struct {
 	// Resumed is when yank let the vCPUs run again after a timed cut
 	// (zero for an anchored one: the anchor's Resumed says).
 	Resumed time.Time `json:"resumed,omitempty"`
+	// Queues is a virtio device's virtqueues as QEMU saw them inside the
+	// cut's stop, before the power-off: the host's own count of the
+	// requests the device held (the sampler's "in flight" is the
+	// guest's). QueuesError says why they could not be read.
+	Queues      []QueueAtCut `json:"queues,omitempty"`
+	QueuesError string       `json:"queues_error,omitempty"`
+}
+
+// QueueAtCut is one virtqueue at the cut: InUse requests taken from the
+// ring and not completed.
+type QueueAtCut struct {
+	Index int `json:"index"`
+	InUse int `json:"inuse"`
+}
+
+// Held is how many requests the device held at the cut, over its queues.
+func (r *RemovalInfo) Held() int {
+	n := 0
+	for _, q := range r.Queues {
+		n += q.InUse
+	}
+	return n
 }
 
 // Timeline holds the host times of the trial's milestones.

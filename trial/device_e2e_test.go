@@ -28,6 +28,7 @@ func TestDevicesOnStock(t *testing.T) {
 			if v.Device != sc.Device {
 				t.Fatalf("trial ran on %q, scenario names %q", v.Device, sc.Device)
 			}
+			checkQueues(t, v)
 			if strings.HasSuffix(name, "-idle") && v.Outcome != scenario.Pass {
 				t.Fatalf("idle control: got %s, want PASS:\n%s", v.Outcome, v)
 			}

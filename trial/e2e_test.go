@@ -281,6 +281,7 @@ func checkVerdict(t *testing.T, v scenario.Verdict, offset time.Duration) {
 	if g := v.Guest; g.T0 == nil || g.Cut == nil || g.Removal == nil || g.Offset == nil || g.RemovalLine == "" {
 		t.Errorf("guest-side times missing: %+v", g)
 	}
+	checkQueues(t, v)
 	if v.Outcome == scenario.Hang {
 		if v.StuckTask == nil || len(v.StuckTask.Stack) == 0 || v.StuckTask.StackError != "" {
 			t.Errorf("HANG without the stuck task's stack: %+v", v.StuckTask)
@@ -296,6 +297,35 @@ func checkVerdict(t *testing.T, v scenario.Verdict, offset time.Duration) {
 		}
 		if lat := time.Duration(v.DetectionLatency); lat > 30*time.Second {
 			t.Errorf("detection took %s", lat)
+		}
+	}
+}
+
+// checkQueues asserts that a surprise cut of a virtio device read every
+// one of its queues inside the stop (how many requests they held is the
+// race's, not asserted), and that of any other device read none.
+func checkQueues(t *testing.T, v scenario.Verdict) {
+	t.Helper()
+	r := v.Removal
+	if r == nil || r.Kind != "surprise" {
+		return
+	}
+	sc, err := scenario.Lookup(v.Scenario)
+	if err != nil {
+		return // a user's scenario: its device is checked where it runs
+	}
+	if sc.DeviceInfo().Driver != "virtio-pci" {
+		if r.Queues != nil || r.QueuesError != "" {
+			t.Errorf("%s cut: queues %+v (%q), want none read", v.Device, r.Queues, r.QueuesError)
+		}
+		return
+	}
+	if r.QueuesError != "" || len(r.Queues) == 0 {
+		t.Errorf("%s cut: queues %+v, error %q; want every queue read", v.Device, r.Queues, r.QueuesError)
+	}
+	for i, q := range r.Queues {
+		if q.Index != i || q.InUse < 0 {
+			t.Errorf("%s cut: queue %d read as %+v", v.Device, i, q)
 		}
 	}
 }

@@ -380,8 +380,17 @@ func (r *runner) prepareRemoval(ctx context.Context) bool {
 		r.infra("preparing the surprise removal: %v", err)
 		return false
 	}
+	if r.dev.Driver == virtioDriver {
+		if err := r.cut.WatchQueues(ctx); err != nil {
+			r.note("the cut will not read the device's queues: %v", err)
+		}
+	}
 	return true
 }
+
+// virtioDriver is the guest driver of the devices whose queues QEMU can
+// show (devices.json's driver).
+const virtioDriver = "virtio-pci"
 
 // Guest scripts of the built-in loads. The holder keeps the disk open so
 // dd's close does not flush: the dirty pages stay in the page cache until
@@ -556,7 +565,11 @@ func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 		}
 		r.v.Timeline.Removal = res.Cut
 		r.cutStopped = res.Stopped
-		r.v.Removal = &scenario.RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted, Resumed: res.Resumed}
+		r.v.Removal = &scenario.RemovalInfo{Kind: "surprise", Port: res.PortID, Stopped: res.Stopped, Issued: res.Cut, Deleted: res.Deleted, Resumed: res.Resumed,
+			QueuesError: res.QueuesErr}
+		for _, q := range res.Queues {
+			r.v.Removal.Queues = append(r.v.Removal.Queues, scenario.QueueAtCut{Index: q.Index, InUse: q.InUse})
+		}
 		rs.err, rs.deleted = err, res.Deleted
 		close(rs.done)
 		if err != nil {
@@ -564,9 +577,9 @@ func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 			return false
 		}
 		if r.atAnchor {
-			r.note("slot power cut on %s (%s after the anchor's stop)", res.PortID, res.Cut.Sub(r.v.Anchor.HitHost).Round(time.Millisecond))
+			r.note("slot power cut on %s (%s after the anchor's stop)%s", res.PortID, res.Cut.Sub(r.v.Anchor.HitHost).Round(time.Millisecond), queuesAtCut(r.v.Removal))
 		} else {
-			r.note("slot power cut on %s (vCPUs paused %s)", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond))
+			r.note("slot power cut on %s (vCPUs paused %s)%s", res.PortID, res.Resumed.Sub(res.Stopped).Round(time.Millisecond), queuesAtCut(r.v.Removal))
 		}
 	case scenario.RemovalGraceful:
 		issued := time.Now()
@@ -581,6 +594,21 @@ func (r *runner) fire(ctx context.Context, rs *removalState) bool {
 		r.note("device_del %s sent", diskID)
 	}
 	return true
+}
+
+// queuesAtCut says what the device held at the cut, for the timeline.
+func queuesAtCut(ri *scenario.RemovalInfo) string {
+	switch {
+	case ri.QueuesError != "":
+		return "; its queues unread: " + ri.QueuesError
+	case ri.Queues == nil:
+		return ""
+	}
+	var per []string
+	for _, q := range ri.Queues {
+		per = append(per, fmt.Sprintf("%d: %d", q.Index, q.InUse))
+	}
+	return fmt.Sprintf("; the device held %d requests (queue %s)", ri.Held(), strings.Join(per, ", "))
 }
 
 // triggerScript is the trigger's guest script (run with the user's argv
