@@ -107,6 +107,11 @@ func TestLibvirtScenariosMatchLocal(t *testing.T) {
 						t.Errorf("%s: evidence %s missing: %v", be.Name(), f, err)
 					}
 				}
+				// Both backends' monitors read the virtio-blk disk's one
+				// queue inside the cut's stop.
+				if r := v.Removal; r != nil && r.Kind == "surprise" && (r.QueuesError != "" || len(r.Queues) != 1) {
+					t.Errorf("%s: the cut's queue read: %+v (%q), want the disk's one queue", be.Name(), r.Queues, r.QueuesError)
+				}
 				got[be.Name()] = v
 			}
 			waitNoQEMU(t, d)
