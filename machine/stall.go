@@ -117,13 +117,12 @@ func (m *Machine) stallReport(ctx context.Context) string {
 // symbolizer names kernel addresses from the guest kernel's System.map,
 // when it has one and boots without KASLR (else addresses stay bare).
 func (m *Machine) symbolizer() func(uint64) string {
-	bare := func(uint64) string { return "" }
 	if !strings.Contains(" "+m.Spec.Append+" ", " nokaslr ") {
 		return func(uint64) string { return " (KASLR: not named)" }
 	}
 	syms, err := anchor.Lookup(m.Spec.Kernel)
 	if err != nil {
-		return bare
+		return func(uint64) string { return "" }
 	}
 	return func(addr uint64) string {
 		if s := syms.Describe(addr); s != "" {

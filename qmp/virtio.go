@@ -11,9 +11,7 @@ func VirtioBackendPath(id string) string { return "/machine/peripheral/" + id + 
 
 // VirtioStatus is the part of x-query-virtio-status yank reads.
 type VirtioStatus struct {
-	Name     string `json:"name"`
-	DeviceID int    `json:"device-id"`
-	NumVQs   int    `json:"num-vqs"`
+	NumVQs int `json:"num-vqs"`
 }
 
 // QueryVirtioStatus runs x-query-virtio-status (QEMU 7.2 on; an unstable

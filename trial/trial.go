@@ -257,8 +257,8 @@ func (r *runner) boot(ctx context.Context, logDir string) bool {
 	}
 	m, err := r.bootOnce(ctx, 1, spec, logDir)
 	if errors.Is(err, machine.ErrNotReady) && ctx.Err() == nil {
-		// Nothing has been tested yet, so a boot that stalled (once in
-		// hundreds here, the console silent mid-init) is booted again,
+		// Nothing has been tested yet, so a boot that stalled (seen once
+		// in make test, the console silent mid-init) is booted again,
 		// once, with the first boot's console kept beside the second's.
 		kept := keepStalledConsole(logDir)
 		r.note("boot stalled, booting again (once; its console: %s): %v", kept, err)
